@@ -1,0 +1,149 @@
+"""A whole evaluation: a fixed shard plan, shards in threads (or Ray tasks), live progress, verification, report."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench2drive_eval.launcher.config import LaunchConfig
+from bench2drive_eval.launcher.shard import ShardRunner
+from bench2drive_eval.merge import merge_folder, write_merged
+from bench2drive_eval.records import RecordError, atomic_write_json, read_json
+from bench2drive_eval.routes import Route, parse_routes, split_routes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    """What a run produced: merged records and any route that does not have exactly one record."""
+
+    records: list[dict]
+    missing: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    shard_errors: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.duplicates or self.shard_errors)
+
+
+def load_or_make_plan(cfg: LaunchConfig, routes: list[Route]) -> list[list[Route]]:
+    """The shard split is written once to ``plan.json`` and reused on resume, so no route changes shard."""
+    plan_path = cfg.out / "plan.json"
+    by_id = {r.id: r for r in routes}
+    if plan_path.is_file():
+        plan = read_json(plan_path)
+        shards_ids: list[list[str]] = plan["shards"]
+        planned = [rid for s in shards_ids for rid in s]
+        if sorted(planned) != sorted(by_id):
+            raise RecordError(
+                f"{plan_path}: the existing plan covers other routes than {cfg.routes}; use a fresh --out folder"
+            )
+        if len(shards_ids) != cfg.num_shards_requested:
+            log.warning(
+                "resuming with the existing plan of %d shards (not %d)", len(shards_ids), cfg.num_shards_requested
+            )
+        return [[by_id[rid] for rid in s] for s in shards_ids]
+    shards = split_routes(routes, cfg.num_shards_requested)
+    atomic_write_json(plan_path, {"routes_file": str(cfg.routes), "shards": [[r.id for r in s] for s in shards]})
+    return shards
+
+
+def read_progress(out: Path) -> tuple[int, int, float]:
+    """(routes done, routes total, sum of score_composed) over every shard's progress file."""
+    done = total = 0
+    ssum = 0.0
+    for p in sorted((out / "shards").glob("shard_*/progress.json")):
+        try:
+            d = read_json(p)
+        except (RecordError, OSError):
+            continue
+        done += int(d["done"])
+        total += int(d["total"])
+        ssum += float(d["sum_score_composed"])
+    return done, total, ssum
+
+
+def _progress_loop(cfg: LaunchConfig, num_routes: int, stop: threading.Event) -> None:
+    last = None
+    while not stop.wait(cfg.progress_s):
+        done, _total, ssum = read_progress(cfg.out)
+        if (done, ssum) != last:
+            running = ssum / done if done else 0.0
+            log.info(
+                "progress: %d/%d routes done, running driving score %.2f (over done routes)", done, num_routes, running
+            )
+            last = (done, ssum)
+
+
+def run_shards_local(cfg: LaunchConfig, shards: list[list[Route]], stop: threading.Event) -> dict[int, str]:
+    """Each shard in its own thread; returns shard -> error for shards that raised."""
+    errors: dict[int, str] = {}
+
+    def work(i: int, routes: list[Route]) -> None:
+        try:
+            ShardRunner(cfg, i, routes, stop).run()
+        except Exception as exc:  # one broken shard must not stop the others
+            log.exception("shard %d failed", i)
+            errors[i] = repr(exc)
+
+    threads = [
+        threading.Thread(target=work, args=(i, s), name=f"b2d-shard-{i}", daemon=True) for i, s in enumerate(shards)
+    ]
+    for t in threads:
+        t.start()
+    try:
+        while any(t.is_alive() for t in threads):
+            for t in threads:
+                t.join(timeout=0.5)
+    except KeyboardInterrupt:
+        log.warning("interrupted: stopping shards (the run resumes from here when restarted)")
+        stop.set()
+        for t in threads:
+            t.join()
+        raise
+    return errors
+
+
+def run_evaluation(cfg: LaunchConfig, stop: threading.Event | None = None, denominator: int | None = None) -> RunResult:
+    """Run (or resume) every shard, then check each route has exactly one record and write ``merged.json``.
+
+    ``merged.json`` divides by ``denominator`` (default: the number of routes, i.e. 220 for the official file).
+    """
+    stop = stop or threading.Event()
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    routes = parse_routes(cfg.routes)
+    shards = load_or_make_plan(cfg, routes)
+    log.info("%d routes in %d shards -> %s", len(routes), len(shards), cfg.out)
+    prev_term = None
+    if threading.current_thread() is threading.main_thread():
+        prev_term = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    ticker_stop = threading.Event()
+    ticker = threading.Thread(target=_progress_loop, args=(cfg, len(routes), ticker_stop), daemon=True)
+    ticker.start()
+    t0 = time.monotonic()
+    try:
+        if cfg.ray_address:
+            from bench2drive_eval.launcher.ray_backend import run_shards_ray
+
+            errors = run_shards_ray(cfg, shards)
+        else:
+            errors = run_shards_local(cfg, shards, stop)
+    finally:
+        ticker_stop.set()
+        if prev_term is not None:
+            signal.signal(signal.SIGTERM, prev_term)
+    log.info("shards finished in %.1f s", time.monotonic() - t0)
+    merged = merge_folder(cfg.out / "results", routes)
+    result = RunResult(merged.records, merged.missing, merged.duplicates, errors)
+    write_merged(cfg.out / "merged.json", merged.records, denominator or len(routes))
+    if result.missing:
+        log.error("%d route(s) without a record: %s", len(result.missing), result.missing)
+    if result.duplicates:
+        log.error("route(s) with more than one record: %s", result.duplicates)
+    return result

@@ -1,0 +1,388 @@
+"""One shard: its own CARLA server and evaluator, a watchdog, and bookkeeping that never loses or repeats a route.
+
+The evaluator's built-in resume is not used (it restarts from scratch after a plain ``Failed`` record and needs the
+route file untouched). Instead each attempt gets a route file of the routes still without a final record and a fresh
+checkpoint; after the attempt, final records move into ``results/shard_NN.json`` (atomically) and crash records are
+retried up to ``max_route_attempts`` times.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench2drive_eval.launcher.config import LaunchConfig
+from bench2drive_eval.launcher.ports import release_block, reserve_block
+from bench2drive_eval.launcher.processes import (
+    group_alive,
+    kill_group,
+    port_open,
+    start_process,
+    stop_process,
+    wait_for_port,
+)
+from bench2drive_eval.records import (
+    INFRACTION_KEYS,
+    RETRYABLE_STATUSES,
+    RecordError,
+    atomic_write_bytes,
+    atomic_write_json,
+    checkpoint_document,
+    load_records,
+    read_json,
+    route_number,
+)
+from bench2drive_eval.routes import Route, write_routes
+
+log = logging.getLogger(__name__)
+
+_SHIM = """#!{python}
+# irlvla shim for the B2D evaluator's own CARLA launch: record the server's process group for the launcher, and
+# rename -graphicsadapter= (UE4 parses it case-insensitively) so the evaluator's crash cleanup, which kills every
+# process matching '-graphicsadapter=<rank>', cannot hit servers of other jobs.
+import os, sys
+with open({pidfile!r}, "w") as f:
+    f.write(str(os.getpgid(0)))
+args = ["-GraphicsAdapter=" + a.split("=", 1)[1] if a.startswith("-graphicsadapter=") else a for a in sys.argv[1:]]
+os.execv({real!r}, [{real!r}, *args])
+"""
+
+
+@dataclass
+class AttemptOutcome:
+    """How one evaluator run ended: its exit code, whether we killed it and why, whether the run was interrupted."""
+
+    returncode: int | None
+    reason: str = ""
+    interrupted: bool = False
+    records: list[dict] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return self.returncode == 0 and not self.reason
+
+
+def synthetic_failure(route: Route, reason: str) -> dict:
+    """A zero-score record for a route that never produced one, so every route ends with exactly one record."""
+    return {
+        "route_id": f"RouteScenario_{route.id}_rep0",
+        "scenario_name": route.scenarios[0].name if route.scenarios else "",
+        "weather_id": "",
+        "save_name": "",
+        "status": "Failed - Simulation crashed",
+        "num_infractions": 0,
+        "infractions": {k: [] for k in INFRACTION_KEYS},
+        "scores": {"score_route": 0.0, "score_penalty": 1.0, "score_composed": 0.0},
+        "meta": {"route_length": route.length_m, "duration_game": 0.0, "duration_system": 0.0},
+        "town_name": route.town,
+        "irlvla_note": f"no record from the evaluator: {reason}",
+    }
+
+
+def _read_checkpoint(path: Path) -> list[dict] | None:
+    """Records of an evaluator checkpoint, or None while it is absent or half-written."""
+    if not path.is_file():
+        return None
+    try:
+        return load_records(path)
+    except (RecordError, OSError, UnicodeDecodeError):
+        return None
+
+
+class ShardRunner:
+    """Runs one shard to completion; safe to re-run after an interruption (state lives in ``shard_dir``)."""
+
+    def __init__(
+        self,
+        cfg: LaunchConfig,
+        index: int,
+        routes: list[Route],
+        stop: threading.Event | None = None,
+        gpu: int | None = None,
+    ) -> None:
+        if not routes:
+            raise ValueError(f"shard {index} has no routes")
+        self.cfg = cfg
+        self.index = index
+        self.routes = routes
+        self.stop = stop or threading.Event()
+        self.gpu = cfg.gpu_of(index) if gpu is None else gpu
+        self.dir = cfg.out / "shards" / f"shard_{index:02d}"
+        self.result_path = cfg.out / "results" / f"shard_{index:02d}.json"
+        self.state_path = self.dir / "state.json"
+        self.save_path = cfg.out / "agent_outputs"
+        self._by_id = {r.id: r for r in routes}
+        self.final: dict[str, dict] = {}
+        self.state: dict = {"attempts": {}, "next_attempt": 0, "harvested": []}
+
+    # ---- persistent state -------------------------------------------------------------------------------------
+    def _load(self) -> None:
+        if self.state_path.is_file():
+            self.state = read_json(self.state_path)
+        if self.result_path.is_file():
+            for rec in load_records(self.result_path):
+                rid = route_number(rec["route_id"])
+                if rid in self._by_id:
+                    rec.pop("index", None)
+                    self.final[rid] = rec
+
+    def _save(self) -> None:
+        ordered = [self.final[r.id] for r in self.routes if r.id in self.final]
+        entry = "Finished" if len(ordered) == len(self.routes) else "Started"
+        atomic_write_json(self.result_path, checkpoint_document(ordered, len(self.routes), entry))
+        atomic_write_json(self.state_path, self.state)
+        self._progress(ordered)
+
+    def _progress(self, records: list[dict], running: list[dict] | None = None) -> None:
+        extra = [r for r in (running or []) if r["status"] not in RETRYABLE_STATUSES]
+        done = records + extra
+        atomic_write_json(
+            self.dir / "progress.json",
+            {
+                "shard": self.index,
+                "total": len(self.routes),
+                "done": len(done),
+                "sum_score_composed": sum(float(r["scores"]["score_composed"]) for r in done),
+            },
+            indent=None,
+        )
+
+    # ---- main loop --------------------------------------------------------------------------------------------
+    def remaining(self) -> list[Route]:
+        return [r for r in self.routes if r.id not in self.final]
+
+    def run(self) -> list[dict]:
+        """Run attempts until every route has a final record; returns the shard's records in route order."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._load()
+        self._harvest_leftovers()
+        max_attempts = self.cfg.max_shard_attempts or 2 * len(self.routes) + 2
+        while (todo := self.remaining()) and not self.stop.is_set():
+            k = int(self.state["next_attempt"])
+            if k >= max_attempts:
+                log.error("shard %d: %d attempts used; %d route(s) recorded as failed", self.index, k, len(todo))
+                for r in todo:
+                    self.final[r.id] = synthetic_failure(r, f"shard gave up after {k} attempts")
+                self._save()
+                break
+            self.state["next_attempt"] = k + 1
+            self._save()
+            outcome = self._attempt(k, todo)
+            self._harvest(k, todo, outcome)
+        return [self.final[r.id] for r in self.routes if r.id in self.final]
+
+    def _attempt_dir(self, k: int) -> Path:
+        return self.dir / f"attempt_{k:03d}"
+
+    def _harvest_leftovers(self) -> None:
+        """Collect final records of attempts a previous launcher left unharvested (it was killed mid-attempt)."""
+        for k in range(int(self.state["next_attempt"])):
+            if k in self.state["harvested"]:
+                continue
+            adir = self._attempt_dir(k)
+            self._kill_orphans(adir)
+            recs = _read_checkpoint(adir / "checkpoint.json") or []
+            todo = self.remaining()
+            self._harvest(k, todo, AttemptOutcome(returncode=None, interrupted=True, records=recs))
+
+    def _kill_orphans(self, adir: Path) -> None:
+        """Kill process groups a killed launcher left running, after checking they are still the ones it started."""
+        path = adir / "pids.json"
+        owned: dict = {}
+        if path.is_file():
+            try:
+                owned = read_json(path)
+            except (RecordError, OSError):
+                owned = {}
+        shim_pgid = adir / "carla_server.pgid"
+        if shim_pgid.is_file() and shim_pgid.read_text().strip().isdigit():
+            owned["shim_server"] = {"pgid": int(shim_pgid.read_text()), "marker": str(adir / "carla_shim")}
+        for entry in owned.values():
+            pid, marker = int(entry["pgid"]), str(entry["marker"])
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if marker in cmdline:  # guards against a recycled pid
+                log.warning("shard %d: killing leftover process group %d from an interrupted run", self.index, pid)
+                kill_group(pid, self.cfg.kill_grace_s)
+
+    def _record_pids(self, adir: Path, **entries: tuple[int, str]) -> None:
+        path = adir / "pids.json"
+        owned = read_json(path) if path.is_file() else {}
+        owned.update({name: {"pgid": pgid, "marker": marker} for name, (pgid, marker) in entries.items()})
+        atomic_write_json(path, owned)
+
+    def _harvest(self, k: int, todo: list[Route], outcome: AttemptOutcome) -> None:
+        attempts = self.state["attempts"]
+        todo_ids = [r.id for r in todo]
+        recorded: list[str] = []
+        last_retryable = False
+        for rec in outcome.records:
+            rec = {key: v for key, v in rec.items() if key != "index"}
+            rid = route_number(rec["route_id"])
+            if rid not in todo_ids or rid in recorded:
+                log.warning("shard %d attempt %d: ignored unexpected record %s", self.index, k, rec["route_id"])
+                continue
+            recorded.append(rid)
+            last_retryable = rec["status"] in RETRYABLE_STATUSES
+            if last_retryable:
+                attempts[rid] = attempts.get(rid, 0) + 1
+                if attempts[rid] < self.cfg.max_route_attempts:
+                    log.warning("shard %d: route %s ended '%s'; will retry", self.index, rid, rec["status"])
+                    continue
+                log.error(
+                    "shard %d: route %s crashed %d times; keeping the crash record", self.index, rid, attempts[rid]
+                )
+            self.final[rid] = rec
+        if not outcome.interrupted and not outcome.clean and not last_retryable:
+            culprit = next((rid for rid in todo_ids if rid not in recorded), None)
+            if culprit is not None:
+                attempts[culprit] = attempts.get(culprit, 0) + 1
+                why = outcome.reason or f"evaluator exited with code {outcome.returncode}"
+                log.warning(
+                    "shard %d: route %s interrupted (%s), attempt %d/%d",
+                    self.index,
+                    culprit,
+                    why,
+                    attempts[culprit],
+                    self.cfg.max_route_attempts,
+                )
+                if attempts[culprit] >= self.cfg.max_route_attempts:
+                    self.final[culprit] = synthetic_failure(self._by_id[culprit], why)
+        elif outcome.clean and not outcome.interrupted:
+            missing = [rid for rid in todo_ids if rid not in recorded]
+            if missing:  # a clean exit that skipped routes: charge the first so the loop always progresses
+                rid = missing[0]
+                attempts[rid] = attempts.get(rid, 0) + 1
+                if attempts[rid] >= self.cfg.max_route_attempts:
+                    self.final[rid] = synthetic_failure(self._by_id[rid], "evaluator finished without a record")
+        if k not in self.state["harvested"]:
+            self.state["harvested"].append(k)
+        self._save()
+
+    # ---- one evaluator run ------------------------------------------------------------------------------------
+    def _attempt(self, k: int, todo: list[Route]) -> AttemptOutcome:
+        cfg = self.cfg
+        adir = self._attempt_dir(k)
+        adir.mkdir(parents=True, exist_ok=True)
+        routes_xml = write_routes(todo, adir / "routes.xml")
+        checkpoint = adir / "checkpoint.json"
+        self.save_path.mkdir(parents=True, exist_ok=True)
+        rpc = tm = None
+        server = evaluator = None
+        shim_pidfile = adir / "carla_server.pgid"
+        host = "127.0.0.1"
+        try:
+            tm = reserve_block(cfg.base_tm_port + cfg.port_stride * self.index, span=1, step=1)
+            carla_root: Path | None = None
+            if cfg.server_mode == "attach":
+                host, _, p = cfg.attach[self.index % len(cfg.attach)].rpartition(":")
+                port = int(p)
+                if not wait_for_port(host, port, cfg.server_startup_s):
+                    return AttemptOutcome(None, reason=f"CARLA server {host}:{port} not reachable")
+            else:
+                rpc = reserve_block(cfg.base_port + cfg.port_stride * self.index, span=3, step=3)
+                port = rpc
+                if cfg.server_mode == "own":
+                    cmd = cfg.format_cmd(cfg.server_cmd, port=port, gpu=self.gpu, tm_port=tm)
+                    server = start_process(cmd, adir / "server.log")
+                    self._record_pids(adir, server=(server.pid, f"-carla-rpc-port={port}"))
+                    if not wait_for_port(host, port, cfg.server_startup_s, server):
+                        return AttemptOutcome(None, reason=f"CARLA server on port {port} did not come up")
+                else:
+                    carla_root = self._write_shim(adir, shim_pidfile)
+            cmd = cfg.format_cmd(
+                cfg.evaluator_cmd,
+                routes=routes_xml,
+                checkpoint=checkpoint,
+                host=host,
+                port=port,
+                tm_port=tm,
+                gpu=self.gpu,
+            )
+            env = cfg.evaluator_env(self.gpu, self.save_path, carla_root)
+            evaluator = start_process(cmd, adir / "evaluator.log", env=env, cwd=cfg.b2d_root)
+            self._record_pids(adir, evaluator=(evaluator.pid, str(checkpoint)))
+            log.info(
+                "shard %d attempt %d: %d route(s), gpu %d, port %d (pid %d)",
+                self.index,
+                k,
+                len(todo),
+                self.gpu,
+                port,
+                evaluator.pid,
+            )
+            return self._watch(evaluator, server, checkpoint, host, port, shim_pidfile)
+        finally:
+            stop_process(evaluator, cfg.kill_grace_s)
+            stop_process(server, cfg.kill_grace_s)
+            if shim_pidfile.is_file():
+                try:
+                    kill_group(int(shim_pidfile.read_text().strip()), cfg.kill_grace_s)
+                except ValueError:
+                    pass
+            if rpc is not None:
+                release_block(rpc, 3)
+            if tm is not None:
+                release_block(tm, 1)
+
+    def _watch(self, evaluator, server, checkpoint: Path, host: str, port: int, shim_pidfile: Path) -> AttemptOutcome:
+        """Poll until the evaluator exits; kill it when a route exceeds its wall-clock budget or the server dies."""
+        cfg = self.cfg
+        last_count, last_change = 0, time.monotonic()
+        records: list[dict] = []
+        done_before = [self.final[r.id] for r in self.routes if r.id in self.final]
+        while True:
+            rc = evaluator.poll()
+            recs = _read_checkpoint(checkpoint)
+            if recs is not None:
+                records = recs
+                if len(recs) != last_count:
+                    last_count, last_change = len(recs), time.monotonic()
+                    self._progress(done_before, recs)
+            if rc is not None:
+                final = _read_checkpoint(checkpoint)
+                return AttemptOutcome(rc, records=final if final is not None else records)
+            if self.stop.is_set():
+                return AttemptOutcome(None, reason="launcher stopped", interrupted=True, records=records)
+            if time.monotonic() - last_change > cfg.route_timeout_s:
+                log.error(
+                    "shard %d: no route finished for %.0f s; killing the evaluator", self.index, cfg.route_timeout_s
+                )
+                return AttemptOutcome(
+                    None, reason=f"watchdog: route exceeded {cfg.route_timeout_s:.0f} s", records=records
+                )
+            if server is not None and server.poll() is not None:
+                log.error("shard %d: CARLA server exited with %s; restarting", self.index, server.returncode)
+                return AttemptOutcome(None, reason="CARLA server died", records=records)
+            if cfg.server_mode == "evaluator" and shim_pidfile.is_file():
+                try:
+                    pgid = int(shim_pidfile.read_text().strip())
+                except ValueError:
+                    pgid = None
+                if pgid is not None and not group_alive(pgid):
+                    log.error("shard %d: the evaluator's CARLA server is gone; restarting", self.index)
+                    return AttemptOutcome(None, reason="CARLA server died", records=records)
+            if cfg.server_mode == "attach" and not port_open(host, port):
+                time.sleep(cfg.poll_s)
+                if not port_open(host, port):
+                    return AttemptOutcome(None, reason=f"CARLA server {host}:{port} went away", records=records)
+            self.stop.wait(cfg.poll_s)
+
+    def _write_shim(self, adir: Path, pidfile: Path) -> Path:
+        real_root = self.cfg.carla_root or (Path(os.environ["CARLA_ROOT"]) if "CARLA_ROOT" in os.environ else None)
+        if real_root is None:
+            raise RuntimeError("server_mode 'evaluator' needs --carla-root or $CARLA_ROOT")
+        shim_root = adir / "carla_shim"
+        shim = shim_root / "CarlaUE4.sh"
+        text = _SHIM.format(python=sys.executable, pidfile=str(pidfile), real=str(real_root / "CarlaUE4.sh"))
+        atomic_write_bytes(shim, text.encode())
+        shim.chmod(shim.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+        return shim_root
