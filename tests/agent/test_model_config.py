@@ -1,0 +1,88 @@
+"""Model configs: presets, validation, YAML/JSON round trips, and the command vocabulary against the seed paper."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from agent.config import ModelConfig, PlannerConfig, PreprocessConfig, SegConfig, load_preset
+from agent.types import PATH_PLAN_COMMANDS, SPEED_PLAN_COMMANDS
+
+SEED = Path(__file__).resolve().parents[2] / ".." / "shared" / "seed" / "IRL-VLA-supplementary.txt"
+
+
+@pytest.mark.parametrize("name", ["full", "tiny"])
+def test_presets_load_and_round_trip(name, tmp_path):
+    cfg = load_preset(name)
+    assert cfg.name == name
+    assert ModelConfig.from_json(cfg.to_json()) == cfg
+    assert ModelConfig.from_yaml(cfg.to_yaml()) == cfg
+    for suffix in (".json", ".yaml"):
+        path = cfg.save(tmp_path / f"cfg{suffix}")
+        assert ModelConfig.load(path) == cfg
+
+
+def test_full_preset_is_the_paper_setting():
+    cfg = load_preset("full")
+    assert (cfg.preprocess.image_height, cfg.preprocess.image_width) == (256, 704)
+    assert cfg.preprocess.num_cameras == 6
+    assert cfg.backbone.variant == "ese_vovnet99b"
+    # V-99: blocks per stage 1, 3, 9, 3 with 5 layers each; resolved from timm into the saved config
+    assert cfg.backbone.block_per_stage == (1, 3, 9, 3)
+    assert cfg.backbone.stage_out_chs == (256, 512, 768, 1024)
+    assert (cfg.bev.size, cfg.bev.range_m, cfg.bev.resolution) == (128, 64.0, 0.5)
+    assert cfg.bev.num_depth_bins == 118  # arange(1, 60, 0.5)
+    assert cfg.detection.num_agents == 30
+    assert len(cfg.seg.class_names) == 7
+    assert cfg.planner.inference_timesteps == (8, 0)
+    assert cfg.feature_hw == (16, 44)
+
+
+def test_command_vocabulary_matches_the_seed():
+    if not SEED.is_file():
+        pytest.skip("shared seed text not available")
+    text = SEED.read_text()
+    speed = re.search(r"Speed Plan Command:\s*(.+)", text)[1]
+    path = re.search(r"Path Plan Command:\s*(.+)", text)[1]
+    assert tuple(s.strip() for s in speed.split(",")) == SPEED_PLAN_COMMANDS
+    assert tuple(s.strip() for s in path.split(",")) == PATH_PLAN_COMMANDS
+    cfg = load_preset("tiny")
+    assert (cfg.num_speed_commands, cfg.num_path_commands) == (13, 9)
+
+
+def test_unknown_field_is_named():
+    data = load_preset("tiny").to_dict()
+    data["planner"]["num_anchorz"] = 3
+    with pytest.raises(ValueError, match="num_anchorz"):
+        ModelConfig.from_dict(data)
+
+
+@pytest.mark.parametrize(
+    "build, match",
+    [
+        (lambda: PreprocessConfig(image_height=250), "divisible by 32"),
+        (lambda: PlannerConfig(num_inference_steps=20, infer_start_timestep=8), "inference steps"),
+        (lambda: PlannerConfig(x_range=(5.0, 1.0)), "x_range"),
+        (lambda: SegConfig(drivable_classes=("lava",)), "lava"),
+        (lambda: load_preset("tiny", d_model=30), "divisible by num_heads"),
+        (lambda: load_preset("huge"), "unknown model preset"),
+        (lambda: load_preset("tiny", backbone={"variant": "resnet50"}), "resnet50"),
+    ],
+)
+def test_validation_errors(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
+
+
+def test_overrides_merge_sections():
+    cfg = load_preset("tiny", planner={"num_anchors": 5})
+    assert cfg.planner.num_anchors == 5
+    assert cfg.planner.num_layers == load_preset("tiny").planner.num_layers
+
+
+def test_inference_timesteps():
+    assert PlannerConfig(infer_start_timestep=10, num_inference_steps=2).inference_timesteps == (10, 0)
+    assert PlannerConfig(infer_start_timestep=8, num_inference_steps=3).inference_timesteps == (8, 4, 0)
+    assert PlannerConfig(infer_start_timestep=8, num_inference_steps=1).inference_timesteps == (8,)

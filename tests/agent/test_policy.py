@@ -1,0 +1,164 @@
+"""DrivingPolicy: preprocessing geometry, selection with collision / drivable checks, PlanResult, determinism."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from agent.config import PreprocessConfig, SelectionConfig, load_preset
+from agent.policy import DrivingPolicy, PlanResult
+from agent.preprocess import image_transform, preprocess_cameras
+from agent.selection import box_corners, boxes_overlap, collision_check, offroad_fraction, select_candidate
+from agent.types import EgoStatus, NavigationCommand, Observation, bench2drive_rig, model_rig
+
+TIMES = 0.5 * np.arange(1, 9)
+
+
+def straight(speed: float, y: float = 0.0) -> np.ndarray:
+    return np.stack([speed * TIMES, np.full(8, y), np.zeros(8)], -1)
+
+
+def observation(seed: int = 0, rig=None) -> Observation:
+    rig = rig or model_rig()
+    rng = np.random.default_rng(seed)
+    imgs = {c.name: rng.integers(0, 256, (c.height, c.width, 3), dtype=np.uint8) for c in rig.cameras}
+    ego = EgoStatus([5.0, 0.0], [0.0, 0.0], 0.0, NavigationCommand.STRAIGHT)
+    return Observation(imgs, rig, ego, target_point=np.array([25.0, 1.0]))
+
+
+# --------------------------------------------------------------------------------------------------- geometry
+
+
+def test_sat_handles_rotated_boxes():
+    a = box_corners(np.zeros(2), np.array(0.0), 2.0, 2.0)
+    # a 2x2 square rotated 45 deg reaches sqrt(2) from its centre along x
+    near = box_corners(np.array([2.3, 0.0]), np.array(math.pi / 4), 2.0, 2.0)  # tip at 0.886 < 1: overlap
+    far = box_corners(np.array([2.5, 0.0]), np.array(math.pi / 4), 2.0, 2.0)  # tip at 1.086 > 1: apart
+    assert bool(boxes_overlap(a, near))
+    assert not bool(boxes_overlap(a, far))  # their axis-aligned bounding boxes would overlap
+    assert not bool(boxes_overlap(a, box_corners(np.array([0.0, 2.01]), np.array(0.0), 2.0, 2.0)))
+
+
+def test_collision_with_forecast_agent():
+    cfg = SelectionConfig(safety_margin=0.0)
+    cands = np.stack([straight(5.0), straight(5.0, y=6.0)])
+    # an agent 30 m ahead driving towards us at 5 m/s: the rear-axle pose at t reaches x = 5t, the ego box centre
+    # 1.39 m further; the boxes (4.89 m and 4.5 m long) touch when 5t + 1.39 + 2.445 + 2.25 >= 30 - 5t -> t >= 2.39 s
+    boxes = np.array([[30.0, 0.0, math.pi, 4.5, 1.9, -5.0, 0.0]])
+    hit, first = collision_check(cands, boxes, TIMES, cfg)
+    assert hit.tolist() == [True, False]
+    assert first.tolist() == [4, -1]  # t = 2.5 s is the first sampled time after 2.39 s
+
+
+def test_selection_rejects_candidate_through_detected_agent():
+    cfg = SelectionConfig()
+    cands = np.stack([straight(5.0), straight(5.0, y=4.0), straight(0.0)])
+    conf = np.array([0.99, 0.5, 0.3])
+    rewards = np.array([0.95, 0.6, 0.2])  # the model prefers the straight candidate
+    boxes = np.array([[10.0, 0.0, 0.0, 4.5, 2.0, 0.0, 0.0], [10.0, 20.0, 0.0, 4.5, 2.0, 0.0, 0.0]])
+    sel = select_candidate(cands, conf, rewards, boxes, np.array([0.9, 0.9]), None, 64.0, TIMES, cfg)
+    assert sel.collision.tolist() == [True, False, False]
+    assert sel.index == 1
+    # without the detection (low existence score) the preferred candidate wins
+    sel = select_candidate(cands, conf, rewards, boxes, np.array([0.1, 0.1]), None, 64.0, TIMES, cfg)
+    assert sel.index == 0 and not sel.collision.any()
+
+
+def test_offroad_fraction_from_segmentation():
+    cfg = SelectionConfig()
+    size, rng_m = 32, 64.0
+    drivable = np.ones((size, size))
+    drivable[:, :14] = 0.0  # columns 0..13 are y > 32 - 14 * 2 = 4 m: everything more than 4 m to the left
+    cands = np.stack([straight(5.0), straight(5.0, y=8.0)])
+    frac = offroad_fraction(cands, drivable, rng_m, TIMES, cfg)
+    assert frac[0] == 0.0
+    assert frac[1] == pytest.approx(1.0)  # ego centre at y = 8, corners at 8 -/+ 1.12 m: all beyond 4 m
+
+
+# ------------------------------------------------------------------------------------------------ preprocessing
+
+
+def test_preprocess_intrinsics_follow_resize_and_crop():
+    cfg = PreprocessConfig()  # 256 x 704, bottom crop
+    tf = image_transform(1600, 900, cfg)
+    # scale 704 / 1600 = 0.44 -> 704 x 396, keep the bottom 256 rows: crop 140 from the top
+    assert (tf.resized_w, tf.resized_h, tf.left, tf.top) == (704, 396, 0, 140)
+    rig = bench2drive_rig()
+    f = 1600 / (2 * math.tan(math.radians(70) / 2))
+    imgs = {c.name: np.zeros((900, 1600, 3), np.uint8) for c in rig.cameras}
+    cams = preprocess_cameras(imgs, rig, cfg)
+    K = cams.intrinsics[0]
+    assert K[0, 0] == pytest.approx(f * 0.44, rel=1e-5) and K[1, 1] == pytest.approx(f * 0.44, rel=1e-5)
+    assert K[0, 2] == pytest.approx(352.0) and K[1, 2] == pytest.approx(450 * 0.44 - 140)
+    assert cams.images.shape == (6, 3, 256, 704)
+    # black pixels normalise to -mean / std
+    assert cams.images[0, 0, 0, 0] == pytest.approx(-0.485 / 0.229, rel=1e-5)
+
+
+def test_preprocess_names_missing_camera():
+    rig = bench2drive_rig(704, 256)
+    imgs = {c.name: np.zeros((256, 704, 3), np.uint8) for c in rig.cameras}
+    cfg = PreprocessConfig(camera_names=("CAM_FRONT", "cam_f0"))
+    with pytest.raises(ValueError, match="cam_f0"):
+        preprocess_cameras(imgs, rig, cfg)
+
+
+# ------------------------------------------------------------------------------------------------------ policy
+
+
+@pytest.fixture(scope="module")
+def policy():
+    return DrivingPolicy.from_config(load_preset("tiny"), use_vlm=False)
+
+
+def test_plan_result_shapes(policy):
+    cfg = policy.cfg
+    r = policy.step(observation())
+    assert isinstance(r, PlanResult)
+    k = cfg.planner.num_anchors
+    assert r.trajectory.poses.shape == (8, 3)
+    assert r.candidates.shape == (k, 8, 3)
+    assert r.confidences.shape == r.rewards.shape == r.scores.shape == (k,)
+    assert r.submetrics.shape == (k, 9)
+    assert np.array_equal(r.trajectory.poses, r.candidates[r.selected])
+    assert r.selected == int(np.argmax(r.scores))
+    assert r.detections.boxes.shape == (cfg.detection.num_agents, 7)
+    assert r.map.polylines.shape == (cfg.map.num_queries, cfg.map.num_points, 2)
+    s = cfg.bev.size * cfg.seg.upsample
+    assert r.seg.shape == (7, s, s) and np.allclose(r.seg.sum(0), 1.0, atol=1e-5)
+    assert set(r.penalties) == {"collision", "first_collision", "offroad"}
+    assert r.commands.source == "fallback" and r.commands.speed_probs.shape == (13,)
+    for stage in ("preprocess", "vlm", "backbone", "bev", "perception", "planner", "rwm", "selection", "total"):
+        assert r.timings[stage] >= 0.0
+    assert r.timings["total"] >= r.timings["backbone"]
+    record = json.loads(json.dumps(r.as_dict()))
+    assert record["selected"] == r.selected and len(record["trajectory"]) == 8
+    assert record["speed_command"] == "Constant Speed Strict" and record["path_command"] == "Straight Strict"
+
+
+def test_policy_is_reproducible(policy):
+    other = DrivingPolicy.from_config(load_preset("tiny"), use_vlm=False)
+    policy.reset()
+    a, b = policy.step(observation(1)), other.step(observation(1))
+    assert np.array_equal(a.candidates, b.candidates) and a.selected == b.selected
+    assert np.array_equal(a.rewards, b.rewards)
+    c = policy.step(observation(1))  # the next tick draws other noise
+    assert not np.array_equal(a.candidates, c.candidates)
+
+
+def test_policy_from_full_resolution_rig_with_jpeg():
+    cfg = load_preset("tiny", preprocess={"jpeg_quality": 90})
+    pol = DrivingPolicy.from_config(cfg, use_vlm=False)
+    r = pol.step(observation(2, rig=bench2drive_rig(800, 450)))
+    assert r.candidates.shape[0] == cfg.planner.num_anchors
+
+
+def test_policy_with_tiny_vlm_commands():
+    pol = DrivingPolicy.from_config(load_preset("tiny"))
+    r = pol.step(observation(3))
+    assert r.commands.source in ("likelihood", "generation", "fallback")
+    assert r.commands.speed_probs.sum() == pytest.approx(1.0) and r.commands.path_probs.sum() == pytest.approx(1.0)
+    pol.close()
