@@ -69,8 +69,16 @@ class NavigationCommand(enum.IntEnum):
 
     @classmethod
     def from_carla_road_option(cls, value: int) -> NavigationCommand:
-        """CARLA RoadOption (LEFT 1, RIGHT 2, STRAIGHT 3, LANEFOLLOW 4, CHANGELANELEFT 5, CHANGELANERIGHT 6, VOID -1)."""
-        mapping = {1: cls.LEFT, 2: cls.RIGHT, 3: cls.STRAIGHT, 4: cls.STRAIGHT, 5: cls.LEFT, 6: cls.RIGHT, -1: cls.UNKNOWN}
+        """Map a CARLA RoadOption value (see `CARLA_ROAD_OPTIONS`); lane changes keep their side."""
+        mapping = {
+            1: cls.LEFT,
+            2: cls.RIGHT,
+            3: cls.STRAIGHT,
+            4: cls.STRAIGHT,
+            5: cls.LEFT,
+            6: cls.RIGHT,
+            -1: cls.UNKNOWN,
+        }
         try:
             return mapping[int(value)]
         except KeyError:
@@ -134,7 +142,9 @@ class CameraSpec:
 
     def resized(self, width: int, height: int) -> CameraSpec:
         """The same camera at another resolution with the same horizontal fov (square pixels)."""
-        return CameraSpec(self.name, self.x, self.y, self.z, self.yaw, self.fov_deg, width, height, self.pitch, self.roll)
+        return CameraSpec(
+            self.name, self.x, self.y, self.z, self.yaw, self.fov_deg, width, height, self.pitch, self.roll
+        )
 
 
 @dataclass(frozen=True)
@@ -196,7 +206,9 @@ def bench2drive_rig(width: int = 1600, height: int = 900) -> CameraRig:
     """The Bench2Drive six-camera rig in our ego frame (rear axle origin, right-handed)."""
     cams = []
     for name, x, y, yaw_deg, fov in B2D_CAMERA_MOUNTS:
-        ex, ey, ez, roll, pitch, yaw = geometry.carla_mount_to_ego(x, y, B2D_CAMERA_Z, 0.0, 0.0, yaw_deg, B2D_REAR_AXLE_OFFSET)
+        ex, ey, ez, roll, pitch, yaw = geometry.carla_mount_to_ego(
+            x, y, B2D_CAMERA_Z, 0.0, 0.0, yaw_deg, B2D_REAR_AXLE_OFFSET
+        )
         cams.append(CameraSpec(name, ex, ey, ez, yaw, fov, width, height, pitch, roll))
     return CameraRig("bench2drive", tuple(cams))
 
@@ -273,9 +285,9 @@ class EgoStatus:
 
     def as_vector(self) -> np.ndarray:
         """(vx, vy, ax, ay, yaw_rate, one-hot command[4]) -> (9,) float32: the model's ego input."""
-        return np.concatenate(
-            [self.velocity, self.acceleration, [self.yaw_rate], self.command.one_hot()]
-        ).astype(np.float32)
+        return np.concatenate([self.velocity, self.acceleration, [self.yaw_rate], self.command.one_hot()]).astype(
+            np.float32
+        )
 
 
 @dataclass(frozen=True)

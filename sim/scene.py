@@ -259,7 +259,9 @@ class MapData:
             out[p].append(self.lane_ids[lane_idx])
         return out
 
-    def nearest_lane(self, x: float, y: float, heading: float | None = None, max_heading_diff: float = np.pi / 2) -> str:
+    def nearest_lane(
+        self, x: float, y: float, heading: float | None = None, max_heading_diff: float = np.pi / 2
+    ) -> str:
         """The lane whose centreline is closest to (x, y), among lanes heading within `max_heading_diff`."""
         best, best_d = None, np.inf
         for lane in self.lanes.values():
@@ -327,7 +329,9 @@ class Agents:
 
 def box_corners(x, y, heading, length, width) -> np.ndarray:
     """Corners (..., 4, 2) of oriented boxes centred at (x, y): front-left, rear-left, rear-right, front-right."""
-    x, y, heading, length, width = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (x, y, heading, length, width)))
+    x, y, heading, length, width = np.broadcast_arrays(
+        *(np.asarray(v, dtype=np.float64) for v in (x, y, heading, length, width))
+    )
     c, s = np.cos(heading), np.sin(heading)
     hl, hw = length / 2, width / 2
     local = np.array([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]])

@@ -94,7 +94,9 @@ def scene_to_dict(scene: Scene) -> dict[str, Any]:
             for tl in scene.traffic_lights
         ],
         "ego": _arr(scene.ego),
-        "ego_params": {k: getattr(scene.ego_params, k) for k in ("width", "front_length", "rear_length", "wheelbase", "height")},
+        "ego_params": {
+            k: getattr(scene.ego_params, k) for k in ("width", "front_length", "rear_length", "wheelbase", "height")
+        },
         "route": {"lane_ids": list(scene.route.lane_ids), "centerline": _arr(scene.route.centerline)},
         "metadata": scene.metadata,
     }
@@ -292,7 +294,9 @@ def scene_from_bytes(data: bytes, source: str = "scene") -> Scene:
     try:
         text = gzip.decompress(data)
     except (OSError, EOFError) as exc:
-        raise SceneFormatError(f"{source}: not a complete gzip file ({exc}); the file is truncated or corrupt") from None
+        raise SceneFormatError(
+            f"{source}: not a complete gzip file ({exc}); the file is truncated or corrupt"
+        ) from None
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -55,7 +55,14 @@ def test_navigation_command_from_carla_road_option():
 
 def test_bench2drive_rig_focal_lengths_and_mounts():
     rig = bench2drive_rig()
-    assert rig.names == ("CAM_FRONT", "CAM_FRONT_LEFT", "CAM_FRONT_RIGHT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_BACK_RIGHT")
+    assert rig.names == (
+        "CAM_FRONT",
+        "CAM_FRONT_LEFT",
+        "CAM_FRONT_RIGHT",
+        "CAM_BACK",
+        "CAM_BACK_LEFT",
+        "CAM_BACK_RIGHT",
+    )
     k = rig["CAM_FRONT"].intrinsics
     assert k[0, 0] == pytest.approx(1142.52, abs=0.01)  # 1600 / (2 tan 35 deg)
     assert (k[0, 2], k[1, 2]) == (800.0, 450.0)
