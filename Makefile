@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 
 demo: venv
 	$(BIN)/irlvla scenes generate --n 12 --seed 0 --out $(OUT)/scenes
-	$(BIN)/irlvla scenes show $(OUT)/scenes --out $(OUT)/renders
+	$(BIN)/irlvla scenes show $(OUT)/scenes --all --out $(OUT)/renders
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
