@@ -1,0 +1,354 @@
+"""IRL-VLA agent for the Bench2Drive leaderboard: `leaderboard_evaluator.py --agent team_code/irlvla_b2d_agent.py`.
+
+A thin adapter around a pure planner (anything with `.step(Observation) -> obj with .trajectory`): it decodes the
+sensors, localises from GNSS + compass, follows the global plan, calls the policy, and turns the trajectory into a
+`carla.VehicleControl` with PID controllers. A failing or non-finite step brakes instead of ending the route.
+
+Evaluator call order (Bench2Drive fork): `get_entry_point()` -> `cls(host, port, debug)` -> `set_global_plan(gps,
+world)` -> `setup(agent_config + "+" + save_name)`, where the config string grows by one `+save_name` per route, so
+the YAML path is the first `+` field and the save name the last.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import math
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from agent import geometry
+from agent.types import PLANNING_SAMPLING, EgoStatus, Observation, bench2drive_rig
+from team_code.base_agent import AgentTrack, BaseAgent
+from team_code.config import AgentConfig
+from team_code.controllers import ControlCommand, TrajectoryController, hazard_ahead
+from team_code.images import ImagePreprocessor
+from team_code.localization import ImuReading, Localizer, georeference_from_plan
+from team_code.metric_log import MetricLogger, metric_info_from_actor
+from team_code.route import RoutePlanner, RouteTracker, road_option_value
+from team_code.sensors import GNSS_ID, IMU_ID, SPEED_ID, build_sensors, camera_ids
+
+logger = logging.getLogger(__name__)
+
+#: the leaderboard ticks at 20 Hz.
+DEFAULT_DT = 0.05
+
+
+def get_entry_point() -> str:
+    return "IrlVlaB2DAgent"
+
+
+class Policy(Protocol):
+    """What the agent needs from a planner: `step(observation)` returning an object with `.trajectory`."""
+
+    def step(self, observation: Observation) -> Any: ...
+
+
+def parse_agent_config_string(value: str) -> tuple[str, str | None]:
+    """`"cfg.yaml+route_a+route_b"` -> ("cfg.yaml", "route_b"); no `+` -> (value, None)."""
+    if not isinstance(value, str):
+        raise TypeError(f"agent config must be a string, got {type(value).__name__}")
+    parts = value.split("+")
+    save_name = parts[-1] if len(parts) > 1 and parts[-1] else None
+    return parts[0], save_name
+
+
+def load_policy(cfg: AgentConfig) -> Policy:
+    """Build the planner named by the config (entry point, checkpoint, or preset; see `AgentConfig`)."""
+    if cfg.policy_entry_point:
+        module_name, _, attr = cfg.policy_entry_point.partition(":")
+        factory = getattr(importlib.import_module(module_name), attr)
+        return factory(cfg)
+    try:
+        from agent.policy import DrivingPolicy
+    except ImportError as e:
+        raise ImportError(f"agent.policy.DrivingPolicy is unavailable ({e}); set policy_entry_point instead") from e
+    if cfg.checkpoint:
+        if not Path(cfg.checkpoint).exists():
+            raise FileNotFoundError(f"checkpoint {cfg.checkpoint!r} does not exist")
+        return _call_with_device(DrivingPolicy.from_checkpoint, cfg.checkpoint, cfg.device)
+    from agent.config import load_preset
+
+    logger.warning("no checkpoint configured: using an untrained %r preset policy", cfg.preset)
+    return _call_with_device(DrivingPolicy.from_config, load_preset(cfg.preset), cfg.device)
+
+
+#: policies kept across routes (the evaluator constructs one agent per route in the same process).
+_POLICY_CACHE: dict[tuple, Policy] = {}
+
+
+def _policy_key(cfg: AgentConfig) -> tuple:
+    return (cfg.policy_entry_point, cfg.checkpoint, cfg.preset, cfg.device)
+
+
+def get_policy(cfg: AgentConfig) -> Policy:
+    """`load_policy`, or the policy an earlier route of this process loaded with the same settings (reset first)."""
+    if not cfg.reuse_policy or cfg.policy_entry_point:
+        return load_policy(cfg)
+    key = _policy_key(cfg)
+    policy = _POLICY_CACHE.get(key)
+    if policy is None:
+        _POLICY_CACHE.clear()  # one model in memory at a time
+        policy = _POLICY_CACHE[key] = load_policy(cfg)
+    else:
+        logger.info("reusing the policy loaded by an earlier route")
+        reset = getattr(policy, "reset", None)
+        if callable(reset):
+            reset()
+    return policy
+
+
+def _call_with_device(fn, arg, device: str):
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        accepts = "device" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        accepts = False
+    return fn(arg, device=device) if accepts else fn(arg)
+
+
+def _vehicle_control(cmd: ControlCommand):
+    try:
+        import carla
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("the CARLA Python API is required to drive: pip install 'irlvla[carla]'") from e
+    return carla.VehicleControl(
+        throttle=float(cmd.throttle), steer=float(cmd.steer), brake=float(cmd.brake), hand_brake=False, reverse=False
+    )
+
+
+def _plan_world_xy(plan) -> np.ndarray:
+    """[(carla.Transform, RoadOption)] -> (N, 2) in our world frame."""
+    xyz = np.array([[tf.location.x, tf.location.y, tf.location.z] for tf, _ in plan], dtype=np.float64)
+    return geometry.carla_location_to_world(xyz)[:, :2]
+
+
+class IrlVlaB2DAgent(BaseAgent):
+    """The IRL-VLA planner on Bench2Drive's SENSORS track: six cameras, GNSS, IMU, speedometer."""
+
+    #: set by `setup` (or directly by tests before the first step) to override the configured policy.
+    policy: Policy | None = None
+
+    # ---------------------------------------------------------------------------------------------- leaderboard API
+    def set_global_plan(self, global_plan_gps, global_plan_world_coord) -> None:
+        self._dense_plan_world = list(global_plan_world_coord)
+        super().set_global_plan(global_plan_gps, global_plan_world_coord)
+        self._route_ready = False
+
+    def setup(self, path_to_conf_file: str) -> None:
+        self.track = AgentTrack.SENSORS
+        config_path, self.save_name = parse_agent_config_string(path_to_conf_file)
+        self.config = AgentConfig.from_yaml(config_path) if config_path else AgentConfig()
+        cfg = self.config
+        logger.info("IRL-VLA agent: config %s, save name %s", config_path or "<defaults>", self.save_name)
+        self._rigs: dict[tuple[int, int], Any] = {}
+        self.preprocessor = ImagePreprocessor(cfg.images)
+        self.controller = TrajectoryController(cfg.controller, interval=PLANNING_SAMPLING.interval)
+        self.policy = get_policy(cfg)
+        self.step_count = 0
+        self.failures = 0
+        self.slow_steps = 0
+        self.last_timings: dict[str, float] = {}
+        self._last_timestamp: float | None = None
+        self._last_steer = 0.0
+        self._route_ready = False
+        if self._global_plan_world_coord:  # the evaluator sets the plan before setup(): pay the route set-up here
+            self._init_route()
+        self.metric_logger = self._open_metric_logger()
+
+    def sensors(self) -> list[dict]:
+        return build_sensors()
+
+    def run_step(self, input_data: dict, timestamp: float):
+        """One tick; never raises: an exception or non-finite output becomes a full brake, logged and counted."""
+        t0 = time.perf_counter()
+        step = self.step_count
+        self.step_count += 1
+        try:
+            cmd = self._step(input_data, float(timestamp))
+        except Exception as e:
+            self.failures += 1
+            cmd = ControlCommand.emergency_brake(f"{type(e).__name__}: {e}")
+            n = self.failures
+            if n <= self.config.max_logged_tracebacks or n % 100 == 0:
+                logger.error("step %d failed (failure #%d), braking:\n%s", step, n, traceback.format_exc())
+            else:
+                logger.error("step %d failed (failure #%d), braking: %s: %s", step, n, type(e).__name__, e)
+        self._log_metrics(step)
+        elapsed_ms = (time.perf_counter() - t0) * 1e3
+        self.last_timings["total_ms"] = elapsed_ms
+        if elapsed_ms > self.config.latency_budget_ms:
+            self.slow_steps += 1
+            logger.warning(
+                "step %d took %.1f ms (budget %.0f ms): %s",
+                step,
+                elapsed_ms,
+                self.config.latency_budget_ms,
+                {k: round(v, 2) for k, v in self.last_timings.items()},
+            )
+        self._last_steer = cmd.steer
+        self.last_command = cmd
+        return _vehicle_control(cmd)
+
+    def destroy(self) -> None:
+        logger.info(
+            "IRL-VLA agent done: %d steps, %d failed steps, %d over the latency budget, %d creeps",
+            getattr(self, "step_count", 0),
+            getattr(self, "failures", 0),
+            getattr(self, "slow_steps", 0),
+            getattr(getattr(self, "controller", None), "creeps", 0),
+        )
+        ml = getattr(self, "metric_logger", None)
+        if ml is not None:
+            try:
+                ml.close()
+            except OSError:
+                logger.exception("could not write the final metric_info.json")
+        pre = getattr(self, "preprocessor", None)
+        if pre is not None:
+            pre.close()
+        cached = any(p is self.policy for p in _POLICY_CACHE.values())
+        close = None if cached else getattr(self.policy, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception:
+                logger.exception("policy.close() failed")
+        self.policy = None
+
+    # ------------------------------------------------------------------------------------------------- internals
+    def _open_metric_logger(self) -> MetricLogger | None:
+        root = os.environ.get("SAVE_PATH") or self.config.save_path
+        if not root:
+            logger.info("no SAVE_PATH / save_path: metric_info.json is not written")
+            return None
+        name = self.save_name or time.strftime("route_%m_%d_%H_%M_%S")
+        return MetricLogger(Path(root) / name, flush_every=self.config.metric_flush_every)
+
+    def _log_metrics(self, step: int) -> None:
+        if self.metric_logger is None:
+            return
+        actor = getattr(self, "hero_actor", None)
+        if actor is None:
+            try:
+                from srunner.scenariomanager.carla_data_provider import CarlaDataProvider
+
+                actor = self.hero_actor = CarlaDataProvider.get_hero_actor()
+            except Exception:
+                return
+            if actor is None:
+                return
+        try:
+            self.metric_logger.append(step, metric_info_from_actor(actor))
+        except Exception:
+            logger.exception("metric_info logging failed at step %d", step)
+
+    def _init_route(self) -> None:
+        plan = self._global_plan_world_coord
+        if not plan:
+            raise RuntimeError("no global plan: set_global_plan must be called before the first step")
+        sparse_xy = _plan_world_xy(plan)
+        dense = getattr(self, "_dense_plan_world", None) or plan
+        dense_xy = _plan_world_xy(dense)
+        gps_plan = self._plan_gps_HACK if self._plan_gps_HACK is not None else self._global_plan
+        gps = [g[0] if isinstance(g, (tuple, list)) else g for g in gps_plan]
+        lat_ref, lon_ref = georeference_from_plan(gps, dense_xy if len(gps) == len(dense_xy) else sparse_xy)
+        self.lat_ref, self.lon_ref = lat_ref, lon_ref
+        initial = None
+        if len(dense_xy) > 1:
+            d = dense_xy[min(5, len(dense_xy) - 1)] - dense_xy[0]
+            initial = math.atan2(d[1], d[0]) if np.hypot(*d) > 1e-6 else None
+        self.localizer = Localizer(self.config.localization, lat_ref, lon_ref, initial_heading=initial)
+        self.route_planner = RoutePlanner(self.config.route, sparse_xy, [o for _, o in plan])
+        self.route_tracker = RouteTracker(dense_xy, num_points=self.config.route.route_points)
+        self._route_ready = True
+        logger.info(
+            "route: %d plan points (%d dense), georeference (%.8f, %.8f)", len(plan), len(dense), lat_ref, lon_ref
+        )
+
+    def _step(self, input_data: dict, timestamp: float) -> ControlCommand:
+        timings = self.last_timings = {}
+        tick = time.perf_counter()
+
+        def lap(name: str) -> None:
+            nonlocal tick
+            now = time.perf_counter()
+            timings[name] = (now - tick) * 1e3
+            tick = now
+
+        if not self._route_ready:
+            self._init_route()
+        dt = DEFAULT_DT if self._last_timestamp is None else max(timestamp - self._last_timestamp, 1e-3)
+        self._last_timestamp = timestamp
+
+        missing = [k for k in (*camera_ids(), GNSS_ID, IMU_ID, SPEED_ID) if k not in input_data]
+        if missing:
+            raise KeyError(f"input_data lacks sensor(s) {missing}")
+        speed = float(input_data[SPEED_ID][1]["speed"])
+        if not math.isfinite(speed):
+            raise ValueError(f"speedometer reading is not finite: {speed}")
+        imu = ImuReading.from_leaderboard(input_data[IMU_ID][1])
+        pose = self.localizer.update(input_data[GNSS_ID][1], imu.compass, speed, dt)
+        pose_arr = pose.array
+        target = self.route_planner.run_step(pose_arr)
+        route_ahead = self.route_tracker.update(pose_arr)
+        lap("localize_route_ms")
+
+        images = self.preprocessor({name: input_data[name][1] for name in camera_ids()})
+        h, w = images[camera_ids()[0]].shape[:2]
+        rig = self._rigs.get((w, h))
+        if rig is None:
+            rig = self._rigs[(w, h)] = bench2drive_rig(w, h)
+        lap("images_ms")
+
+        obs = Observation(
+            images=images,
+            rig=rig,
+            ego=EgoStatus(
+                velocity=np.array([speed, 0.0]),
+                acceleration=imu.accel,
+                yaw_rate=imu.yaw_rate,
+                command=target.command,
+                steer=self._last_steer,
+            ),
+            timestamp=timestamp,
+            target_point=target.ego_xy,
+            route=route_ahead,
+            token=f"{self.save_name or 'route'}:{self.step_count - 1}",
+            extras={
+                "world_pose": pose_arr,
+                "heading_valid": pose.heading_valid,
+                "road_option": road_option_value(target.road_option),
+                "lat_lon_ref": (self.lat_ref, self.lon_ref),
+            },
+        )
+        plan = self.policy.step(obs)
+        lap("policy_ms")
+
+        traj = getattr(plan, "trajectory", None)
+        if traj is None:
+            raise TypeError(f"policy returned {type(plan).__name__} without a .trajectory")
+        poses = np.asarray(getattr(traj, "poses", traj), dtype=np.float64)
+        if poses.ndim != 2 or poses.shape[0] < 2 or poses.shape[1] < 2:
+            raise ValueError(f"policy trajectory must be (N>=2, 2 or 3), got {poses.shape}")
+        if not np.all(np.isfinite(poses)):
+            raise ValueError("policy trajectory contains NaN or infinite values")
+        interval = float(getattr(getattr(traj, "sampling", None), "interval", PLANNING_SAMPLING.interval))
+        if interval != self.controller.interval:
+            self.controller.interval = interval
+        hazard = hazard_ahead(plan, self.config.controller)
+        cmd = self.controller.step(poses[:, :2], speed, target.ego_xy, dt=dt, hazard=hazard)
+        lap("control_ms")
+        for k, v in (getattr(plan, "timings", None) or {}).items():
+            if isinstance(v, (int, float)):
+                timings[f"policy.{k}"] = float(v)
+        return cmd
