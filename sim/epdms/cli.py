@@ -1,0 +1,183 @@
+"""`irlvla epdms score`: score a file of trajectories on a folder of scenes and write NAVSIM's two-stage CSV.
+
+A token that fails (bad trajectory, missing or malformed scene, scoring error) becomes a NaN row with valid=False and
+its error in the log; the run goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+
+from sim.epdms.aggregate import (
+    TokenRow,
+    assign_weights,
+    csv_text,
+    read_mapping,
+    stage_one_only_summary,
+    two_stage_scores,
+    write_csv,
+)
+from sim.epdms.api import EpdmsResult, aggregate_epdms, score_proposals
+from sim.epdms.comfort import two_frame_extended_comfort
+from sim.epdms.config import EC, METRIC_NAMES, EpdmsConfig, ScorerConfig
+from sim.scene import Scene
+from sim.scene_io import SUFFIX, list_scene_files, load_scene
+
+logger = logging.getLogger(__name__)
+
+
+def load_trajectories(path: str | Path) -> dict[str, np.ndarray]:
+    """token -> (8, 3) plan from a .npz (one array per token) or a .json object {token: [[x, y, heading], ...]}.
+
+    Values are returned as float arrays without shape checks: a malformed entry fails its own token only.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"trajectory file not found: {path}")
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            return {k: np.asarray(z[k], dtype=np.float64) for k in z.files}
+    if path.suffix == ".json":
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a JSON object mapping token -> [[x, y, heading] x 8]")
+        out = {}
+        for k, v in data.items():
+            try:
+                out[str(k)] = np.asarray(v, dtype=np.float64)
+            except (TypeError, ValueError):
+                out[str(k)] = np.full((0,), np.nan)
+        return out
+    raise ValueError(f"{path}: trajectory file must be .npz or .json")
+
+
+class _SceneIndex:
+    """Token -> scene file, by file name first and by reading every file only when a token is not found."""
+
+    def __init__(self, folder: Path) -> None:
+        self.files = list_scene_files(folder)
+        self.by_stem = {p.name[: -len(SUFFIX)]: p for p in self.files}
+        self._full: dict[str, Path] | None = None
+
+    def load(self, token: str) -> Scene:
+        p = self.by_stem.get(token)
+        if p is not None:
+            scene = load_scene(p)
+            if scene.token == token:
+                return scene
+        if self._full is None:
+            self._full = {}
+            for f in self.files:
+                try:
+                    self._full[load_scene(f).token] = f
+                except Exception as exc:  # a broken file fails only the tokens that need it
+                    logger.warning("cannot read scene file %s: %s", f, exc)
+        if token not in self._full:
+            raise KeyError(f"no scene with token {token!r} in the scene folder")
+        return load_scene(self._full[token])
+
+
+def _row(result: EpdmsResult, stage: int) -> TokenRow:
+    vals = result.row(0)
+    return TokenRow(result.token, stage, vals)
+
+
+def run_score(
+    scenes: str | Path,
+    trajectories: str | Path,
+    out: str | Path,
+    config: EpdmsConfig | None = None,
+    mapping: str | Path | None = None,
+) -> tuple[list[TokenRow], Path]:
+    """Score every token of `trajectories`, aggregate and write the CSV; returns the token rows and the CSV path."""
+    config = config or EpdmsConfig()
+    plans = load_trajectories(trajectories)
+    index = _SceneIndex(Path(scenes))
+    groups = read_mapping(mapping) if mapping else []
+    stage1 = {t for g in groups for t in (g.now, g.prev)}
+    stage2 = {t for g in groups for p in g.pairs for t in p}
+    results: dict[str, EpdmsResult] = {}
+    rows: dict[str, TokenRow] = {}
+    for token, plan in plans.items():
+        stage = 2 if token in stage2 else 1
+        try:
+            scene = index.load(token)
+            if token not in stage1 and token not in stage2 and scene.metadata.get("synthetic", False):
+                stage = 2
+            res = score_proposals(scene, plan, config, stage_one=(stage == 1))
+            results[token] = res
+            rows[token] = _row(res, stage)
+        except Exception as exc:
+            logger.error("token %s failed: %s", token, exc)
+            rows[token] = TokenRow.invalid(token, stage, str(exc))
+    # EC over (now, prev) pairs: both tokens of a pair get the same value (scene_aggregator.py)
+    pairs = [(g.now, g.prev) for g in groups] + [p for g in groups for p in g.pairs]
+    for now, prev in pairs:
+        if now in results and prev in results:
+            ec = float(
+                two_frame_extended_comfort(
+                    results[now].states, results[prev].states, config.scorer, results[now].centre_offset
+                )[0]
+            )
+            for tok in (now, prev):
+                res = results[tok]
+                res.table[:, EC] = ec
+                res.epdms = aggregate_epdms(res.table, config)
+                rows[tok].values = res.row(0)
+    ordered = [rows[t] for t in plans if rows[t].stage == 1] + [rows[t] for t in plans if rows[t].stage == 2]
+    if groups:
+        endpoints = {t: r.end_points[0, :2] for t, r in results.items()}
+        starts = {t: r.start_pose[:2] for t, r in results.items()}
+        assign_weights(rows, groups, endpoints, starts)
+        valid_rows = {t: r for t, r in rows.items() if r.valid}
+        combined, s1, s2 = two_stage_scores(valid_rows, groups)
+    else:
+        s1 = stage_one_only_summary(ordered)
+        s2 = stage_one_only_summary([TokenRow(r.token, 1, r.values, r.valid) for r in ordered if r.stage == 2])
+        combined = {c: math.nan for c in (*METRIC_NAMES, "score")}
+    path = write_csv(out, csv_text(ordered, s1, s2, combined, summary_valid=True))
+    n_bad = sum(not r.valid for r in ordered)
+    logger.info("scored %d tokens (%d failed); EPDMS stage one %.4f; CSV %s", len(ordered), n_bad, s1["score"], path)
+    return ordered, path
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    scorer = ScorerConfig(
+        human_penalty_filter=not args.no_human_filter,
+        navsim_2hz_agents=not args.native_10hz,
+        ep_normalisation=args.ep_normalisation,
+    )
+    config = EpdmsConfig(scorer=scorer, reactive=args.reactive)
+    try:
+        rows, _ = run_score(args.scenes, args.trajectories, args.out, config, args.two_stage)
+    except (FileNotFoundError, ValueError) as exc:
+        logger.error("%s", exc)
+        return 2
+    return 0 if all(r.valid for r in rows) else 1
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("epdms", help="NAVSIM v2 EPDMS scoring of trajectories on scenes")
+    sub = parser.add_subparsers(dest="epdms_command", metavar="ACTION")
+    s = sub.add_parser("score", help="score a trajectory file on a scene folder and write NAVSIM's CSV")
+    s.add_argument("--scenes", required=True, help="folder of *.scene.json.gz scenes")
+    s.add_argument("--trajectories", required=True, help=".npz or .json mapping token -> (8, 3) poses at 0.5 s")
+    s.add_argument("--out", required=True, help="CSV to write (atomically)")
+    s.add_argument("--reactive", action="store_true", help="IDM background traffic instead of log replay")
+    s.add_argument("--two-stage", metavar="MAPPING", help="JSON list [orig, prev, [[now, prev], ...]] (navhard)")
+    s.add_argument("--no-human-filter", action="store_true", help="disable the stage-one human filter")
+    s.add_argument("--native-10hz", action="store_true", help="use 10 Hz agents/history instead of NAVSIM's 2 Hz")
+    s.add_argument("--ep-normalisation", choices=("pair", "batch"), default="pair")
+    s.set_defaults(func=_cmd_score)
+
+    def _help(args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+
+    parser.set_defaults(func=_help)

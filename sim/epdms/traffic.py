@@ -1,0 +1,164 @@
+"""Background traffic for scoring: non-reactive log replay and reactive IDM vehicles, batched over proposals.
+
+Log replay copies `LogReplayTrafficAgents`: the observation as cached, minus every track whose box touches the ego
+footprint at t = 0. Reactive traffic follows `navsim_IDM_traffic_agents.yaml` (target 10 m/s, gap 1 m, headway 1.5 s,
+a_max 1.0, d_max 2.0, 100 m radius): moving vehicles within the radius are driven by IDM along a path, every other
+object (pedestrians, static objects, parked vehicles) is replayed open-loop. Deliberate difference: NAVSIM's IDM agents
+follow lane-graph paths from the map; ours follow their own logged path (extended straight past its end), which keeps
+them in lane without map routing and makes them react only in speed, as IDM does.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from sim.epdms.boxes import corners
+from sim.epdms.config import IDMTrafficConfig
+from sim.epdms.observation import Observation, ego_footprint_overlaps
+from sim.epdms.simulation import S_HEADING, S_VX, S_X, S_Y
+from sim.scene import AG_X, AG_Y, AgentType, EgoParams, Scene
+
+logger = logging.getLogger(__name__)
+
+
+def ego_corners_at(state: np.ndarray, params: EgoParams) -> np.ndarray:
+    return corners(state[S_X], state[S_Y], state[S_HEADING], params.front_length, params.rear_length, params.width / 2)
+
+
+def log_replay(obs: Observation, initial_state: np.ndarray, params: EgoParams) -> Observation:
+    """Non-reactive traffic: drop tracks overlapping the ego at t = 0, replay the rest."""
+    overlap = ego_footprint_overlaps(obs, ego_corners_at(initial_state, params), 0)
+    if overlap.any():
+        logger.debug("log replay drops %d tracks overlapping the ego at t=0", int(overlap.sum()))
+    return obs.subset(~overlap)
+
+
+def _agent_paths(scene: Scene, obs: Observation, idx: np.ndarray, extend: float = 200.0) -> list[np.ndarray]:
+    """Each IDM vehicle's path: its logged centre positions from now on, extended straight ahead past the log end."""
+    paths = []
+    ids = {a: i for i, a in enumerate(scene.agents.ids)}
+    for a in idx:
+        src = ids[obs.ids[a]]
+        valid = np.flatnonzero(scene.agents.valid[src, scene.current_index :]) + scene.current_index
+        pts = scene.agents.states[src, valid][:, [AG_X, AG_Y]]
+        start = obs.states[a, 0, :2]
+        pts = np.concatenate([start[None], pts], axis=0)
+        keep = np.concatenate([[True], np.hypot(*np.diff(pts, axis=0).T) > 0.05])
+        pts = pts[keep]
+        h = obs.states[a, 0, 2] if len(pts) < 2 else np.arctan2(*(pts[-1] - pts[-2])[::-1])
+        end = pts[-1] + extend * np.array([np.cos(h), np.sin(h)])
+        paths.append(np.concatenate([pts, end[None]], axis=0))
+    return paths
+
+
+def _sample_paths(paths: list[np.ndarray], s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Positions (K, N, 2) and headings (K, N) at arc lengths s (K, N) along each of the N paths."""
+    xy = np.empty(s.shape + (2,))
+    hd = np.empty(s.shape)
+    for j, p in enumerate(paths):
+        seg = np.diff(p, axis=0)
+        cum = np.concatenate([[0.0], np.cumsum(np.hypot(seg[:, 0], seg[:, 1]))])
+        i = np.clip(np.searchsorted(cum, s[:, j], side="right") - 1, 0, len(seg) - 1)
+        w = (s[:, j] - cum[i]) / np.maximum(cum[i + 1] - cum[i], 1e-12)
+        xy[:, j] = p[i] + w[:, None] * seg[i]
+        hd[:, j] = np.arctan2(seg[i, 1], seg[i, 0])
+    return xy, hd
+
+
+def idm_reactive(
+    scene: Scene,
+    obs: Observation,
+    ego_states: np.ndarray,
+    params: EgoParams,
+    config: IDMTrafficConfig | None = None,
+    dt: float = 0.1,
+) -> Observation:
+    """Reactive traffic for each of K simulated ego rollouts (K, T, 11): an observation with a leading K axis."""
+    cfg = config or IDMTrafficConfig()
+    k, t_n = ego_states.shape[:2]
+    a_n = len(obs.ids)
+    states = np.broadcast_to(obs.states, (k,) + obs.states.shape).copy()
+    present = np.broadcast_to(obs.present, (k,) + obs.present.shape).copy()
+    if a_n == 0:
+        return Observation(
+            obs.ids, obs.types, obs.sizes, states, present, obs.first_speed, obs.red_polygons, obs.red_masks
+        )
+    ego0 = ego_states[0, 0]
+    speed0 = np.hypot(obs.states[:, 0, 3], obs.states[:, 0, 4])
+    dist0 = np.hypot(obs.states[:, 0, 0] - ego0[S_X], obs.states[:, 0, 1] - ego0[S_Y])
+    ctrl = np.flatnonzero(
+        (obs.types == int(AgentType.VEHICLE))
+        & obs.present[:, 0]
+        & (speed0 > cfg.parked_speed_threshold)
+        & (dist0 <= cfg.radius)
+    )
+    if ctrl.size == 0:
+        return Observation(
+            obs.ids, obs.types, obs.sizes, states, present, obs.first_speed, obs.red_polygons, obs.red_masks
+        )
+    paths = _agent_paths(scene, obs, ctrl)
+    n = ctrl.size
+    s = np.zeros((k, n))
+    v = np.broadcast_to(speed0[ctrl], (k, n)).copy()
+    half_l = obs.sizes[ctrl, 0] / 2
+    half_w = obs.sizes[ctrl, 1] / 2
+    all_half_l = obs.sizes[:, 0] / 2
+    all_half_w = obs.sizes[:, 1] / 2
+    ego_half_l = params.length / 2
+    ego_half_w = params.width / 2
+    d_centre = params.rear_axle_to_center
+    b_term = 2.0 * np.sqrt(cfg.accel_max * cfg.decel_max)
+    xy, hd = _sample_paths(paths, s)
+    for t in range(t_n):
+        states[:, ctrl, t, 0:2] = xy
+        states[:, ctrl, t, 2] = hd
+        states[:, ctrl, t, 3] = v * np.cos(hd)
+        states[:, ctrl, t, 4] = v * np.sin(hd)
+        present[:, ctrl, t] = True
+        if t == t_n - 1:
+            break
+        # candidates: every track (open-loop or IDM) and the ego, in each controlled vehicle's frame
+        e = ego_states[:, t]
+        ego_xy = np.stack(
+            [e[:, S_X] + d_centre * np.cos(e[:, S_HEADING]), e[:, S_Y] + d_centre * np.sin(e[:, S_HEADING])], -1
+        )
+        cand_xy = np.concatenate([states[:, :, t, :2], ego_xy[:, None]], axis=1)  # (K, A+1, 2)
+        cand_v = np.concatenate(
+            [
+                states[:, :, t, 3:5],
+                (e[:, S_VX, None] * np.stack([np.cos(e[:, S_HEADING]), np.sin(e[:, S_HEADING])], -1))[:, None],
+            ],
+            axis=1,
+        )
+        cand_ok = np.concatenate([present[:, :, t], np.ones((k, 1), bool)], axis=1)
+        cand_hl = np.concatenate([all_half_l, [ego_half_l]])
+        cand_hw = np.concatenate([all_half_w, [ego_half_w]])
+        c, sn = np.cos(hd), np.sin(hd)  # (K, n)
+        rel = cand_xy[:, None, :, :] - xy[:, :, None, :]  # (K, n, A+1, 2)
+        lon = rel[..., 0] * c[..., None] + rel[..., 1] * sn[..., None]
+        lat = -rel[..., 0] * sn[..., None] + rel[..., 1] * c[..., None]
+        gap = lon - half_l[None, :, None] - cand_hl[None, None, :]
+        lead = (
+            cand_ok[:, None, :]
+            & (lon > 0)
+            & (np.abs(lat) < half_w[None, :, None] + cand_hw[None, None, :] + cfg.lead_lateral_margin)
+        )
+        lead[:, np.arange(n), ctrl] = False  # not itself
+        gap = np.where(lead, gap, np.inf)
+        j = np.argmin(gap, axis=-1)  # (K, n)
+        g = np.take_along_axis(gap, j[..., None], -1)[..., 0]
+        lead_v = cand_v[np.arange(k)[:, None], j]  # (K, n, 2)
+        v_lead = lead_v[..., 0] * c + lead_v[..., 1] * sn
+        has = np.isfinite(g)
+        g = np.maximum(np.where(has, g, 1.0), 1e-3)
+        s_star = cfg.min_gap_to_lead_agent + v * cfg.headway_time + v * (v - v_lead) / b_term
+        inter = np.where(has, (np.maximum(s_star, 0.0) / g) ** 2, 0.0)
+        acc = cfg.accel_max * (1.0 - (v / cfg.target_velocity) ** 4 - inter)
+        acc = np.clip(acc, -cfg.decel_max, cfg.accel_max)
+        v_new = np.maximum(v + acc * dt, 0.0)
+        s = s + 0.5 * (v + v_new) * dt
+        v = v_new
+        xy, hd = _sample_paths(paths, s)
+    return Observation(obs.ids, obs.types, obs.sizes, states, present, obs.first_speed, obs.red_polygons, obs.red_masks)
