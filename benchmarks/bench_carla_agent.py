@@ -11,6 +11,7 @@ Prints one JSON object.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -142,6 +143,7 @@ def main() -> int:
     args = ap.parse_args()
     variants = {
         "no_jpeg": "images: {jpeg_quality: null}",
+        "no_jpeg_pillow": "images: {jpeg_quality: null, backend: pillow}",
         "no_jpeg_nearest": "images: {jpeg_quality: null, resample: nearest}",
         "jpeg20_at_model": "images: {jpeg_quality: 20, jpeg_at: model}",
         "jpeg20_native": "images: {jpeg_quality: 20, jpeg_at: native}",
@@ -161,6 +163,7 @@ def main() -> int:
         "threads": args.threads,
         "target_ms": 5.0,
         "frames": "6 x 1600x900 BGRA -> 704x396 RGB",
+        "image_backend_auto": "opencv" if importlib.util.find_spec("cv2") else "pillow",
         "carla_module": "real" if not getattr(carla, "FAKE", False) else "fake (tests/team_code/fake_carla)",
         "cpu_count": os.cpu_count(),
         "machine": platform.processor() or platform.machine(),

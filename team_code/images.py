@@ -5,9 +5,11 @@ centre-cropped to it; either way the result is exactly `CameraSpec.resized(w, h)
 `agent.types.bench2drive_rig(w, h)` describes it. A crop is taken first, in source pixels, so only kept rows are
 resampled.
 
-Speed: Pillow decodes BGRA straight to RGB ("BGRX" raw mode, no numpy channel shuffle), an integer box `reduce`
-does the antialiasing cheaply and a bilinear resize finishes; cameras run on a small thread pool because Pillow's
-resampling and JPEG codec release the GIL.
+Speed: with OpenCV (the `carla` extra) the BGRA frame is box-reduced by the integer factor (`INTER_AREA`'s fast
+integer path), mapped onto the exact source box with one bilinear `warpAffine`, and only then converted to RGB, so
+the channel shuffle touches the small image. Without OpenCV, Pillow decodes BGRA straight to RGB ("BGRX" raw mode),
+an integer box `reduce` does the antialiasing and a bilinear resize finishes. Cameras run on a small thread pool
+because both libraries release the GIL.
 """
 
 from __future__ import annotations
@@ -32,6 +34,22 @@ def _jpeg_round_trip(img: Image.Image, quality: int) -> Image.Image:
     return out
 
 
+def _load_cv2(backend: str):
+    """OpenCV module for the "opencv"/"auto" backends, or None to use Pillow."""
+    if backend == "pillow":
+        return None
+    try:
+        import cv2
+    except ImportError:
+        if backend == "opencv":
+            raise ImportError(
+                "ImageConfig.backend='opencv' needs OpenCV: pip install 'irlvla[carla]' (opencv-python-headless)"
+            ) from None
+        return None
+    cv2.setNumThreads(1)  # the agent parallelises over cameras itself
+    return cv2
+
+
 class ImagePreprocessor:
     """BGRA -> RGB, optional JPEG round trip, resize + centre crop to (cfg.height, cfg.width)."""
 
@@ -40,6 +58,7 @@ class ImagePreprocessor:
         n = min(cfg.threads if num_threads is None else num_threads, os.cpu_count() or 1)
         self._pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="b2d-img") if n > 1 else None
         self._filter = Image.BILINEAR if cfg.resample == "bilinear" else Image.NEAREST
+        self._cv2 = _load_cv2(cfg.backend)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -70,8 +89,10 @@ class ImagePreprocessor:
                 f"{getattr(bgra, 'shape', '')}"
             )
         h, w = bgra.shape[:2]
-        img = Image.frombuffer("RGB", (w, h), np.ascontiguousarray(bgra), "raw", "BGRX", 0, 1)
         q = self.cfg.jpeg_quality
+        if self._cv2 is not None and not (q is not None and self.cfg.jpeg_at == "native"):
+            return self._one_cv2(bgra)
+        img = Image.frombuffer("RGB", (w, h), np.ascontiguousarray(bgra), "raw", "BGRX", 0, 1)
         if q is not None and self.cfg.jpeg_at == "native":
             img = _jpeg_round_trip(img, q)
         out_w, out_h = self.output_size(w, h)
@@ -90,6 +111,36 @@ class ImagePreprocessor:
         if arr.shape != (out_h, out_w, 3):  # pragma: no cover - Pillow contract
             raise RuntimeError(f"preprocessing produced {arr.shape}")
         return arr
+
+    def _one_cv2(self, bgra: np.ndarray) -> np.ndarray:
+        cv2 = self._cv2
+        h, w = bgra.shape[:2]
+        out_w, out_h = self.output_size(w, h)
+        left, top, right, bottom = self.crop_box(w, h)
+        factor = max(1, int(math.floor(w / self.cfg.width)))
+        src = bgra
+        if factor > 1:
+            t0 = int(math.floor(top))
+            rows = int(math.ceil(bottom)) - t0
+            rows += -rows % factor  # whole factor x factor blocks keep INTER_AREA on its fast integer path
+            t0 = max(0, min(t0, h - rows))
+            cols = w - w % factor
+            src = cv2.resize(
+                bgra[t0 : t0 + rows, :cols], (cols // factor, rows // factor), interpolation=cv2.INTER_AREA
+            )
+            left, top, right, bottom = left / factor, (top - t0) / factor, right / factor, (bottom - t0) / factor
+        sx, sy = (right - left) / out_w, (bottom - top) / out_h
+        # Output pixel centre (u + 0.5) maps to source coordinate left + (u + 0.5) * sx - 0.5 (pixel-centre convention).
+        m = np.array([[sx, 0.0, left + 0.5 * sx - 0.5], [0.0, sy, top + 0.5 * sy - 0.5]])
+        interp = cv2.INTER_LINEAR if self.cfg.resample == "bilinear" else cv2.INTER_NEAREST
+        small = cv2.warpAffine(
+            src, m, (out_w, out_h), flags=interp | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+        )
+        out = cv2.cvtColor(small, cv2.COLOR_BGRA2RGB)
+        q = self.cfg.jpeg_quality
+        if q is not None and self.cfg.jpeg_at == "model":
+            out = np.asarray(_jpeg_round_trip(Image.fromarray(out), q))
+        return out
 
     def __call__(self, frames: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = list(frames)
