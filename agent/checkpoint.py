@@ -1,8 +1,9 @@
 """Checkpoints: safetensors weights with the resolved model config in the metadata, plus a sha256 sidecar.
 
-Loading verifies the sha256 (a corrupted or modified file is refused), rebuilds the model from the stored config
-(or checks a requested config against it) and refuses weights whose keys or shapes do not match, naming them.
-Never pickle: configs are JSON, weights are safetensors.
+Loading verifies the file's sha256 against the sidecar and the tensors against a digest stored in the metadata (so a
+file copied without its sidecar is still checked); a corrupted or modified file is refused. It then rebuilds the model
+from the stored config (or checks a requested config against it) and refuses weights whose keys or shapes do not
+match, naming them. Never pickle: configs are JSON, weights are safetensors.
 """
 
 from __future__ import annotations
@@ -37,6 +38,17 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def tensors_sha256(state: dict[str, torch.Tensor]) -> str:
+    """Digest of a state dict's names, dtypes, shapes and bytes: stored inside the checkpoint, so a copy that lost
+    its sidecar still detects corrupted weights."""
+    h = hashlib.sha256()
+    for key in sorted(state):
+        t = state[key].detach().to("cpu").contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def sha256_path(path: str | Path) -> Path:
     path = Path(path)
     return path.with_name(path.name + ".sha256")
@@ -61,7 +73,13 @@ def save_checkpoint(model: torch.nn.Module, path: str | Path, metadata: dict[str
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": cfg.to_json(), "preset": cfg.name}
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": cfg.to_json(),
+        "preset": cfg.name,
+        "tensors_sha256": tensors_sha256(state),
+    }
     meta.update({str(k): str(v) for k, v in (metadata or {}).items()})
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".safetensors", dir=path.parent)
     os.close(fd)
@@ -117,6 +135,11 @@ def read_checkpoint(
         raise CheckpointError(
             f"checkpoint {path} has no IRL-VLA config in its metadata (format {meta.get('format')!r})"
         )
+    stored_digest = meta.get("tensors_sha256")
+    if verify and stored_digest and tensors_sha256(state) != stored_digest:
+        raise CheckpointError(
+            f"checkpoint {path} is corrupted: its tensors do not match the sha256 {stored_digest} recorded at save time"
+        )
     try:
         cfg = ModelConfig.from_json(meta["config"])
     except (ValueError, TypeError) as exc:
@@ -133,10 +156,42 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: d}
 
 
-def config_differences(a: ModelConfig, b: ModelConfig) -> list[str]:
-    """Human-readable field differences between two configs (dotted paths)."""
+#: Config fields that do not change the weights a checkpoint must hold: where to find things on this machine, how the
+#: trained model is run (VLM, selection, DDIM schedule at inference) and training-only loss weights. A requested config
+#: may differ from the stored one in these (e.g. a local VLM path); any other difference is a mismatch.
+RUNTIME_FIELDS = (
+    "name",
+    "seed",
+    "vlm.",
+    "selection.",
+    "preprocess.jpeg_quality",
+    "backbone.pretrained_path",
+    "planner.anchors_path",
+    "planner.infer_start_timestep",
+    "planner.num_inference_steps",
+    "planner.cls_weight",
+    "planner.reg_weight",
+    "planner.focal_alpha",
+    "planner.focal_gamma",
+    "detection.box_weight",
+    "detection.cls_weight",
+    "map.pts_weight",
+    "map.cls_weight",
+    "seg.loss_weight",
+    "rwm.metric_weights",
+    "rwm.loss_weight",
+)
+
+
+def _is_runtime(key: str) -> bool:
+    return any(key == f or (f.endswith(".") and key.startswith(f)) for f in RUNTIME_FIELDS)
+
+
+def config_differences(a: ModelConfig, b: ModelConfig, include_runtime: bool = True) -> list[str]:
+    """Human-readable field differences between two configs (dotted paths); optionally only the weight-defining ones."""
     fa, fb = _flatten(a.to_dict()), _flatten(b.to_dict())
-    return [f"{k}: {fa.get(k)!r} != {fb.get(k)!r}" for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
+    keys = sorted(k for k in set(fa) | set(fb) if include_runtime or not _is_runtime(k))
+    return [f"{k}: {fa.get(k)!r} != {fb.get(k)!r}" for k in keys if fa.get(k) != fb.get(k)]
 
 
 def state_differences(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> dict[str, list[str]]:
@@ -168,17 +223,24 @@ def load_checkpoint(
     verify: bool = True,
     expected_sha256: str | None = None,
 ):
-    """Rebuild the model a checkpoint was saved from (or `cfg`, which must match it) and load its weights."""
+    """Rebuild the model a checkpoint was saved from (or `cfg`) and load its weights.
+
+    `cfg` must match the stored config in every field that shapes the network; it may differ in `RUNTIME_FIELDS`
+    (local paths, VLM, selection, inference schedule, loss weights), and then its values are the ones used.
+    """
     from agent.model.irlvla import build_model
 
     stored, state, _ = read_checkpoint(path, verify=verify, expected_sha256=expected_sha256)
     if cfg is not None:
-        diffs = config_differences(stored, cfg)
+        diffs = config_differences(stored, cfg, include_runtime=False)
         if diffs:
             raise CheckpointError(
                 f"checkpoint {path} was saved with another config ({len(diffs)} fields differ): "
                 + "; ".join(diffs[:12])
             )
+        runtime = config_differences(stored, cfg)
+        if runtime:
+            logger.info("checkpoint %s: using the requested runtime settings %s", path, "; ".join(runtime[:12]))
     use = cfg or stored
     anchors = state.get("planner.anchors")
     model = build_model(use, device="cpu", anchors=anchors.numpy() if anchors is not None else None)

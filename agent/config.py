@@ -467,7 +467,10 @@ class ModelConfig:
     def from_yaml(cls, text: str) -> ModelConfig:
         import yaml
 
-        data = yaml.safe_load(text)
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"model config YAML is malformed: {exc}") from exc
         if not isinstance(data, dict):
             raise ValueError(f"model config YAML must be a mapping, got {type(data).__name__}")
         return cls.from_dict(data)

@@ -200,14 +200,17 @@ class DrivingPolicy:
         )
         timings["vlm"] = (time.perf_counter() - t0) * 1000.0
 
+        # the latched command as a one-hot, exactly as the planner was trained on auto-labelled commands (docs/vlm.md)
+        command_vec = torch.from_numpy(commands.as_vector()).unsqueeze(0)
+        n_speed = cfg.num_speed_commands
         dev = self.device
         batch = {
             "images": torch.from_numpy(cams.images).unsqueeze(0).to(dev),
             "intrinsics": torch.from_numpy(cams.intrinsics).unsqueeze(0).to(dev),
             "cam_to_ego": torch.from_numpy(cams.cam_to_ego).unsqueeze(0).to(dev),
             "ego": torch.from_numpy(ego_features(obs)).unsqueeze(0).to(dev),
-            "speed_probs": torch.as_tensor(commands.speed_probs, dtype=torch.float32).unsqueeze(0).to(dev),
-            "path_probs": torch.as_tensor(commands.path_probs, dtype=torch.float32).unsqueeze(0).to(dev),
+            "speed_probs": command_vec[:, :n_speed].to(dev),
+            "path_probs": command_vec[:, n_speed:].to(dev),
             "noise": (self.noise_for_tick(self.tick) if noise is None else noise).to(dev),
         }
         out = self.model(batch, mode="infer", timings=timings)

@@ -131,7 +131,13 @@ def select_candidate(
         - cfg.collision_penalty * collision
         - cfg.offroad_penalty * offroad
     )
-    idx = int(np.argmax(scores))
+    # NaN/inf outputs (a diverged checkpoint) must never win through np.argmax's NaN-first behaviour
+    usable = np.isfinite(scores) & np.isfinite(candidates).all(axis=(1, 2))
+    if not usable.any():
+        raise ValueError("select_candidate: every candidate has non-finite poses or scores (NaN/inf model outputs)")
+    if not usable.all():
+        logger.warning("select_candidate: ignoring %d candidate(s) with non-finite poses or scores", (~usable).sum())
+    idx = int(np.argmax(np.where(usable, scores, -np.inf)))
     if collision.all():
         logger.debug("every candidate collides with a forecast agent; taking the best-scored one")
     return Selection(scores, idx, collision, first, offroad)

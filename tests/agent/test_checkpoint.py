@@ -116,3 +116,39 @@ def test_policy_from_checkpoint_plans_like_the_saved_model(saved):
     b = DrivingPolicy.from_checkpoint(path, use_vlm=False).step(obs)
     assert np.array_equal(a.candidates, b.candidates) and a.selected == b.selected
     assert np.array_equal(a.rewards, b.rewards)
+
+
+def test_runtime_settings_may_differ(saved):
+    """A local VLM path, selection weights or the inference step count do not change the weights: loading with them
+    works and uses the requested values; an architecture field still fails."""
+    _, model, path = saved
+    runtime = load_preset(
+        "tiny",
+        vlm={"backend": "pretrained", "model_path": "/models/senna"},
+        selection={"collision_penalty": 20.0},
+        planner={"num_inference_steps": 1},
+    )
+    loaded = load_checkpoint(path, cfg=runtime)
+    assert loaded.cfg.vlm.model_path == "/models/senna" and loaded.cfg.selection.collision_penalty == 20.0
+    assert loaded.cfg.planner.inference_timesteps == (8,)
+    for (ka, va), (kb, vb) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)
+    mixed = load_preset("tiny", vlm={"model_path": "/elsewhere"}, bev={"depth_step": 4.0})
+    with pytest.raises(CheckpointError, match=r"1 fields differ\): bev\.depth_step: 3\.0 != 4\.0$"):
+        load_checkpoint(path, cfg=mixed)
+
+
+def test_corrupted_weights_are_refused_without_a_sidecar(saved, tmp_path):
+    """The last byte of a safetensors file is tensor data (the header comes first); flipping it must be caught by the
+    digest stored in the metadata even when the .sha256 sidecar was not copied along."""
+    _, _, path = saved
+    bad = tmp_path / "copied.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01
+    bad.write_bytes(bytes(data))
+    assert not sha256_path(bad).exists()
+    with pytest.raises(CheckpointError, match="corrupted: its tensors do not match"):
+        load_checkpoint(bad)
+    good = tmp_path / "copied_ok.safetensors"
+    good.write_bytes(path.read_bytes())
+    load_checkpoint(good)  # an intact copy without a sidecar still loads

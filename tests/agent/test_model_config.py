@@ -86,3 +86,14 @@ def test_inference_timesteps():
     assert PlannerConfig(infer_start_timestep=10, num_inference_steps=2).inference_timesteps == (10, 0)
     assert PlannerConfig(infer_start_timestep=8, num_inference_steps=3).inference_timesteps == (8, 4, 0)
     assert PlannerConfig(infer_start_timestep=8, num_inference_steps=1).inference_timesteps == (8,)
+
+
+def test_malformed_config_files_are_value_errors(tmp_path):
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("planner: {num_anchors: [1, 2\n")
+    with pytest.raises(ValueError, match="malformed"):
+        ModelConfig.load(bad_yaml)
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text('{"planner": ')
+    with pytest.raises(ValueError):
+        ModelConfig.load(bad_json)

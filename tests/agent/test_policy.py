@@ -162,3 +162,54 @@ def test_policy_with_tiny_vlm_commands():
     assert r.commands.source in ("likelihood", "generation", "fallback")
     assert r.commands.speed_probs.sum() == pytest.approx(1.0) and r.commands.path_probs.sum() == pytest.approx(1.0)
     pol.close()
+
+
+def test_policy_feeds_the_latched_command_as_one_hot():
+    """The planner gets the chosen command (one-hot, as in training), not the VLM's soft probability table."""
+    from agent.model.vlm import CommandResult
+    from agent.types import PathPlan, SpeedPlan
+
+    speed_probs = np.full(13, 0.5 / 12)
+    speed_probs[SpeedPlan.CREEPING] = 0.5
+    path_probs = np.full(9, 0.6 / 8)
+    path_probs[PathPlan.LEFT_LANECHANGE] = 0.4
+
+    class SoftVLM:
+        def commands(self, images, ego_speed, nav_command, tick):
+            return CommandResult(
+                SpeedPlan.CREEPING, PathPlan.LEFT_LANECHANGE, speed_probs, path_probs, "likelihood", 1.0, tick
+            )
+
+        def reset(self) -> None: ...
+
+        def close(self) -> None: ...
+
+    pol = DrivingPolicy(DrivingPolicy.from_config(load_preset("tiny"), use_vlm=False).model, vlm=SoftVLM())
+    seen = {}
+    encode = pol.model.encode_commands
+
+    def spy(ego, speed, path):
+        seen["speed"], seen["path"] = speed.clone(), path.clone()
+        return encode(ego, speed, path)
+
+    pol.model.encode_commands = spy
+    r = pol.step(observation(4))
+    assert r.commands.speed_name == "Creeping" and r.commands.path_name == "Left LaneChange"
+    expected_speed = np.zeros(13)
+    expected_speed[2] = 1.0  # Creeping is the third speed command of the seed
+    expected_path = np.zeros(9)
+    expected_path[6] = 1.0  # Left LaneChange is the seventh path command of the seed
+    assert seen["speed"][0].tolist() == expected_speed.tolist()
+    assert seen["path"][0].tolist() == expected_path.tolist()
+
+
+def test_selection_never_picks_a_non_finite_candidate():
+    cfg = SelectionConfig()
+    cands = np.stack([straight(5.0), straight(4.0), straight(3.0)])
+    cands[1, 3, 0] = np.nan  # the best-scored candidate has a NaN waypoint
+    conf = np.array([0.2, 0.9, np.nan])  # and the third a NaN confidence
+    rewards = np.array([0.5, 0.9, 0.9])
+    sel = select_candidate(cands, conf, rewards, np.zeros((0, 7)), np.zeros(0), None, 64.0, TIMES, cfg)
+    assert sel.index == 0
+    with pytest.raises(ValueError, match="non-finite"):
+        select_candidate(cands, np.full(3, np.nan), rewards, np.zeros((0, 7)), np.zeros(0), None, 64.0, TIMES, cfg)
