@@ -152,20 +152,26 @@ def _show(args: argparse.Namespace) -> int:
         try:
             scene = load_scene(f)
             step = scene.step_at(args.t)
-        except (SceneFormatError, FileNotFoundError) as exc:
-            logger.error("%s", exc)
+        except (SceneFormatError, FileNotFoundError, IndexError) as exc:  # this file fails, the others go on
+            logger.error("%s: %s", f.name, exc)
+            print(f"irlvla scenes: error: {f.name}: {exc}", file=sys.stderr)
             status = EXIT_BAD_INPUT
             continue
-        except IndexError as exc:
-            return _fail(str(exc))
-        images = render.render_cameras(scene, step, rig)
-        stem = f"{scene.token}_t{args.t:+.1f}"
-        written = []
-        for name, img in images.items():
-            written.append(_save_png(out / f"{stem}_{name}.png", img, Image, atomic_write_bytes))
-        written.append(_save_png(out / f"{stem}_mosaic.png", render.mosaic(images, rig), Image, atomic_write_bytes))
-        bev = render.render_bev_rgb(scene, step, size_px=args.bev_size, range_m=args.bev_range)
-        written.append(_save_png(out / f"{stem}_bev.png", bev, Image, atomic_write_bytes))
+        try:
+            images = render.render_cameras(scene, step, rig)
+            stem = f"{scene.token}_t{args.t:+.1f}"
+            written = []
+            for name, img in images.items():
+                written.append(_save_png(out / f"{stem}_{name}.png", img, Image, atomic_write_bytes))
+            mosaic = render.mosaic(images, rig)
+            written.append(_save_png(out / f"{stem}_mosaic.png", mosaic, Image, atomic_write_bytes))
+            bev = render.render_bev_rgb(scene, step, size_px=args.bev_size, range_m=args.bev_range)
+            written.append(_save_png(out / f"{stem}_bev.png", bev, Image, atomic_write_bytes))
+        except Exception as exc:  # a scene the renderer cannot draw is recorded and skipped
+            logger.exception("%s: rendering failed", f.name)
+            print(f"irlvla scenes: error: {f.name}: rendering failed: {exc}", file=sys.stderr)
+            status = max(status, 1)
+            continue
         print(f"{f.name}: {scene.scenario} at t={args.t:+.1f}s -> {len(written)} PNGs in {out}")
     return status
 

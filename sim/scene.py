@@ -186,6 +186,8 @@ class TrafficLight:
         self.position = np.asarray(self.position, dtype=np.float64).reshape(-1)
         if self.position.shape != (3,):
             raise ValueError(f"traffic light {self.id}.position: expected shape (3,), got {self.position.shape}")
+        if not (np.isfinite(self.position).all() and np.isfinite(self.facing)):
+            raise ValueError(f"traffic light {self.id}: position and facing must be finite")
 
 
 @dataclass

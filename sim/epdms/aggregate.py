@@ -89,19 +89,27 @@ class TwoStageGroup:
 
 def read_mapping(path: str | os.PathLike) -> list[TwoStageGroup]:
     """Read a two-stage mapping JSON: a list of [orig, prev, [[now, prev], ...]] (or dicts with those keys)."""
-    data = json.loads(Path(path).read_text())
+    try:
+        data = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: the two-stage mapping is not valid JSON ({exc})") from exc
     if not isinstance(data, list):
         raise ValueError(f"{path}: the two-stage mapping must be a JSON list")
     groups = []
     for i, g in enumerate(data):
         if isinstance(g, dict):
             g = [g.get("now"), g.get("prev"), g.get("pairs", [])]
-        if not (isinstance(g, list) and len(g) == 3 and isinstance(g[0], str) and isinstance(g[1], str)):
+        if not (
+            isinstance(g, list)
+            and len(g) == 3
+            and isinstance(g[0], str)
+            and isinstance(g[1], str)
+            and isinstance(g[2], list)
+        ):
             raise ValueError(f"{path}: entry {i} must be [orig_token, prev_token, [[now, prev], ...]]")
-        pairs = [tuple(p) for p in g[2]]
-        if any(len(p) != 2 or not all(isinstance(t, str) for t in p) for p in pairs):
-            raise ValueError(f"{path}: entry {i} has a malformed follow-up pair")
-        groups.append(TwoStageGroup(g[0], g[1], pairs))
+        if not all(isinstance(p, list) and len(p) == 2 and all(isinstance(t, str) for t in p) for p in g[2]):
+            raise ValueError(f"{path}: entry {i} has a malformed follow-up pair (expected [now_token, prev_token])")
+        groups.append(TwoStageGroup(g[0], g[1], [(p[0], p[1]) for p in g[2]]))
     return groups
 
 
@@ -123,24 +131,36 @@ def assign_weights(
     starts: Mapping[str, Sequence[float]],
     sigma_squared: float = SIGMA_SQUARED,
 ) -> None:
-    """Set each stage-two row's weight: `now` tokens against the stage-one `now` endpoint, `prev` against `prev`."""
+    """Set each stage-two row's weight: `now` tokens against the stage-one `now` endpoint, `prev` against `prev`.
+
+    Tokens without a start point (failed rows) get a NaN weight and the others are normalised among themselves, as
+    pandas' NaN-skipping sum does in `scene_aggregator.py`; uniform weights when the stage-one endpoint is missing.
+    """
     for g in groups:
         for side, first in ((0, g.now), (1, g.prev)):
             toks = [p[side] for p in g.pairs if p[side] in rows]
-            if not toks:
-                continue
-            if first not in endpoints or any(t not in starts for t in toks):
-                w = np.full(len(toks), 1.0 / len(toks))
+            known = [t for t in toks if t in starts]
+            if not known:
+                w = np.zeros(0)
+            elif first not in endpoints:
+                w = np.full(len(known), 1.0 / len(known))
             else:
-                w = pseudo_closed_loop_weights(endpoints[first], np.array([starts[t][:2] for t in toks]), sigma_squared)
-            for t, wi in zip(toks, w):
-                rows[t].weight = float(wi)
+                w = pseudo_closed_loop_weights(
+                    endpoints[first], np.array([starts[t][:2] for t in known]), sigma_squared
+                )
+            weight = dict(zip(known, w.tolist()))
+            for t in toks:
+                rows[t].weight = float(weight.get(t, math.nan))
 
 
 def two_stage_scores(
     rows: Mapping[str, TokenRow], groups: Iterable[TwoStageGroup]
 ) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
-    """(combined, stage one, stage two) means of every score column, as `calculate_individual_mapping_scores`."""
+    """(combined, stage one, stage two) means of every score column, as `calculate_individual_mapping_scores`.
+
+    Pass failed tokens too (NaN rows): as in the official weighted average, one NaN row makes its side NaN, so the
+    group drops out of the combined and stage-two means (pandas' `mean` skips NaN) instead of being re-weighted.
+    """
     combined, stage1, stage2 = [], [], []
     for g in groups:
         s1_now = _weighted_average([rows[g.now]] if g.now in rows else [])

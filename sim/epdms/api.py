@@ -46,7 +46,7 @@ class EpdmsResult:
     start_pose: np.ndarray
     timestamp: float = 0.0
     human: np.ndarray | None = None
-    reference_plan: np.ndarray | None = None  # PDM-Closed's own simulated trajectory (the metric cache's)
+    reference_plan: np.ndarray | None = None  # PDM-Closed's IDM trajectory (the metric cache's), unsimulated
     centre_offset: float = 1.461  # rear axle to box centre (m), for comfort features
     columns: tuple[str, ...] = field(default=METRIC_NAMES)
 
@@ -114,10 +114,21 @@ def _check_scene(scene: Scene) -> None:
 def _cached(scene: Scene, name: str, config: EpdmsConfig, compute):
     """Per-scene memo for everything that does not depend on the proposals (reference, human row).
 
-    Stored on the scene's map object, keyed by the current index, the ego log and the config, so repeated calls on
-    one scene (many proposal batches, RL) pay for the reference planner and the human filter once.
+    Stored on the scene's map object, keyed by the token, current index, ego log, agents, lights, route and config,
+    so repeated calls on one scene (many proposal batches, RL) pay for the reference planner and the human filter
+    once, while scenes sharing one map (what-if variants) or edited in place never see each other's results.
     """
-    key = ("_epdms", name, scene.current_index, hash(scene.ego.tobytes()), hash(config))
+    content = (
+        scene.ego.tobytes(),
+        scene.agents.states.tobytes(),
+        scene.agents.valid.tobytes(),
+        scene.agents.types.tobytes(),
+        scene.agents.sizes.tobytes(),
+        tuple((tl.id, tl.connector_ids, np.asarray(tl.states).tobytes()) for tl in scene.traffic_lights),
+        scene.route.lane_ids,
+        scene.route.centerline.tobytes(),
+    )
+    key = ("_epdms", name, scene.token, scene.current_index, hash(content), hash(config))
     store = scene.map.__dict__.setdefault("_epdms_memo", {})
     if key not in store:
         store[key] = compute()
@@ -125,7 +136,7 @@ def _cached(scene: Scene, name: str, config: EpdmsConfig, compute):
 
 
 def _reference(scene: Scene, obs: Observation, init: np.ndarray, config: EpdmsConfig) -> tuple[np.ndarray, np.ndarray]:
-    """PDM-Closed's trajectory (41, 11; what the metric cache stores) and its re-simulation, which is scored."""
+    """PDM-Closed's IDM trajectory (41, 11; what the metric cache stores) and its simulation, which is scored."""
     return _cached(scene, "reference", config, lambda: _compute_reference(scene, obs, init, config))
 
 
@@ -222,7 +233,7 @@ def score_proposals(
     apply_filter = sc.human_penalty_filter and (stage_one if stage_one is not None else not synthetic)
     human_row = None
     if apply_filter:
-        human_row = _cached(scene, "human", config, lambda: _human_scores(scene, obs, ref, init, config, mq))
+        human_row = _cached(scene, "human", config, lambda: _human_scores(scene, obs, init, config, mq))
         table = apply_human_filter(table, human_row)
 
     if previous is not None:
@@ -251,15 +262,16 @@ def score_proposals(
     )
 
 
-def _human_scores(
-    scene: Scene, obs: Observation, ref: np.ndarray, init: np.ndarray, config: EpdmsConfig, mq: MapQueries
-) -> np.ndarray:
-    """The logged human plan scored like a proposal (same traffic policy, no history, so HC = 1)."""
+def _human_scores(scene: Scene, obs: Observation, init: np.ndarray, config: EpdmsConfig, mq: MapQueries) -> np.ndarray:
+    """The logged human plan scored like a proposal (same traffic policy, no history, so HC = 1).
+
+    `pdm_score.py` scores the human alone, without the PDM-Closed reference, so its EP is normalised by its own
+    masked progress and is never 0: a human who waits while the reference drives must not filter the agent's EP.
+    """
     sc, sim_cfg, params = config.scorer, config.simulation, scene.ego_params
     human = scene.human_trajectory(8, sim_cfg.plan_interval)
     states = simulate(interpolate_plans(human[None], init[:3], sim_cfg), init, sim_cfg, params.wheelbase)
     traffic = _traffic(scene, obs, states, config)
     fs = score_states(states, traffic, mq, sc, params, sim_cfg.interval, history=None)
-    ref_best, _ = _ref_multiplicative(ref, traffic, mq, config, scene, 1)
-    ep = normalise_progress(fs.progress, fs.multiplicative, ref_best, sc.progress_distance_threshold, "pair")
+    ep = normalise_progress(fs.progress, fs.multiplicative, 0.0, sc.progress_distance_threshold, "pair")
     return _table(fs, ep)[0]

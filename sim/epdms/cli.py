@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import math
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -41,10 +42,26 @@ def load_trajectories(path: str | Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise FileNotFoundError(f"trajectory file not found: {path}")
     if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            return {k: np.asarray(z[k], dtype=np.float64) for k in z.files}
+        try:
+            z = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+            raise ValueError(f"{path}: not a readable .npz of token -> (8, 3) arrays ({exc})") from exc
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ValueError(f"{path}: holds a single array, not an .npz archive of token -> (8, 3) arrays")
+        with z:
+            out = {}
+            for k in z.files:
+                try:
+                    out[k] = np.asarray(z[k], dtype=np.float64)
+                except (TypeError, ValueError, zipfile.BadZipFile) as exc:  # a bad entry fails its own token only
+                    logger.warning("%s: entry %r unreadable: %s", path, k, exc)
+                    out[k] = np.full((0,), np.nan)
+            return out
     if path.suffix == ".json":
-        data = json.loads(path.read_text())
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON ({exc})") from exc
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a JSON object mapping token -> [[x, y, heading] x 8]")
         out = {}
@@ -135,13 +152,22 @@ def run_score(
         endpoints = {t: r.end_points[0, :2] for t, r in results.items()}
         starts = {t: r.start_pose[:2] for t, r in results.items()}
         assign_weights(rows, groups, endpoints, starts)
-        valid_rows = {t: r for t, r in rows.items() if r.valid}
-        combined, s1, s2 = two_stage_scores(valid_rows, groups)
+        combined, s1, s2 = two_stage_scores(rows, groups)
+        failed = [t for g in groups for t in (g.now, g.prev, *(x for p in g.pairs for x in p)) if t not in results]
+        summary_valid = not failed
+        if failed:
+            logger.warning(
+                "%d grouped tokens failed or are missing (first: %s); their groups are left out of the two-stage "
+                "means and the summary rows are marked valid=False",
+                len(failed),
+                failed[:5],
+            )
     else:
+        summary_valid = True
         s1 = stage_one_only_summary(ordered)
         s2 = stage_one_only_summary([TokenRow(r.token, 1, r.values, r.valid) for r in ordered if r.stage == 2])
         combined = {c: math.nan for c in (*METRIC_NAMES, "score")}
-    path = write_csv(out, csv_text(ordered, s1, s2, combined, summary_valid=True))
+    path = write_csv(out, csv_text(ordered, s1, s2, combined, summary_valid))
     n_bad = sum(not r.valid for r in ordered)
     logger.info("scored %d tokens (%d failed); EPDMS stage one %.4f; CSV %s", len(ordered), n_bad, s1["score"], path)
     return ordered, path

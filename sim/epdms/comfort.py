@@ -136,4 +136,3 @@ def two_frame_extended_comfort(
 
 
 __all__ = ["comfort_flags", "history_comfort", "history_states", "two_frame_extended_comfort"]
-_ = (S_VX, S_VY, S_X, S_Y)

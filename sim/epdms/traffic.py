@@ -3,7 +3,10 @@
 Log replay copies `LogReplayTrafficAgents`: the observation as cached, minus every track whose box touches the ego
 footprint at t = 0. Reactive traffic follows `navsim_IDM_traffic_agents.yaml` (target 10 m/s, gap 1 m, headway 1.5 s,
 a_max 1.0, d_max 2.0, 100 m radius): moving vehicles within the radius are driven by IDM along a path, every other
-object (pedestrians, static objects, parked vehicles) is replayed open-loop. Deliberate difference: NAVSIM's IDM agents
+object (pedestrians, static objects, parked vehicles) is replayed open-loop. As nuPlan's `IDMAgent.propagate`, the
+desired speed is the speed limit of the agent's lane (the configured 10 m/s only where there is none), and as
+`IDMAgentManager`, the stop lines of red connectors on the agent's own path are obstacles at 0 m/s; the update is
+nuPlan's forward Euler step with the gap clamped at the minimum gap. Deliberate difference: NAVSIM's IDM agents
 follow lane-graph paths from the map; ours follow their own logged path (extended straight past its end), which keeps
 them in lane without map routing and makes them react only in speed, as IDM does.
 """
@@ -13,12 +16,14 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import shapely
+from shapely.geometry import LineString
 
 from sim.epdms.boxes import corners
 from sim.epdms.config import IDMTrafficConfig
 from sim.epdms.observation import Observation, ego_footprint_overlaps
 from sim.epdms.simulation import S_HEADING, S_VX, S_X, S_Y
-from sim.scene import AG_X, AG_Y, AgentType, EgoParams, Scene
+from sim.scene import AG_X, AG_Y, AgentType, EgoParams, Scene, TrafficLightState
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +56,81 @@ def _agent_paths(scene: Scene, obs: Observation, idx: np.ndarray, extend: float 
         end = pts[-1] + extend * np.array([np.cos(h), np.sin(h)])
         paths.append(np.concatenate([pts, end[None]], axis=0))
     return paths
+
+
+def _target_speeds(scene: Scene, obs: Observation, idx: np.ndarray, fallback: float) -> np.ndarray:
+    """Each IDM vehicle's desired speed: its lane's speed limit (nuPlan overrides the configured target with it)."""
+    out = np.full(len(idx), fallback)
+    for j, a in enumerate(idx):
+        x, y, h = obs.states[a, 0, :3]
+        try:
+            limit = scene.map.lanes[scene.map.nearest_lane(float(x), float(y), float(h))].speed_limit
+        except ValueError:  # no lane with a compatible heading nearby
+            continue
+        if limit > 0.0:
+            out[j] = limit
+    return out
+
+
+def _red_stops(scene: Scene, paths: list[np.ndarray], num_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per IDM vehicle: arc length (n,) where its path first enters the stop line of a signalised connector it
+    drives through (inf if none), and whether that connector is red at each step (n, T).
+
+    A connector counts as the vehicle's own when both ends of its centreline lie within 1 m of the vehicle's path;
+    its stop line is the one whose lanes feed the connector (`IDMAgentManager._get_relevant_stop_lines`).
+    """
+    n = len(paths)
+    stop_s = np.full(n, np.inf)
+    red = np.zeros((n, num_steps), dtype=bool)
+    if not scene.traffic_lights or not scene.map.stop_lines:
+        return stop_s, red
+    steps = np.minimum(scene.current_index + np.arange(num_steps), scene.num_steps - 1)
+    lines = list(scene.map.stop_lines.values())
+    for j, p in enumerate(paths):
+        path = LineString(p)
+        seg = np.hypot(*np.diff(p, axis=0).T)
+        cum = np.concatenate([[0.0], np.cumsum(seg)])
+        dense_s = np.arange(0.0, cum[-1], 0.25)
+        dense = np.stack([np.interp(dense_s, cum, p[:, 0]), np.interp(dense_s, cum, p[:, 1])], axis=-1)
+        for tl in scene.traffic_lights:
+            is_red = np.asarray(tl.states)[steps] == int(TrafficLightState.RED)
+            if not is_red.any():
+                continue
+            for cid in tl.connector_ids:
+                lane = scene.map.lanes.get(cid)
+                if lane is None:
+                    continue
+                ends = shapely.points(lane.centerline[[0, -1]])
+                if not (shapely.distance(path, ends) < 1.0).all():
+                    continue
+                for area in lines:
+                    if not set(area.lane_ids) & set(lane.predecessors):
+                        continue
+                    inside = shapely.contains_xy(area.polygon, dense[:, 0], dense[:, 1])
+                    if inside.any() and dense_s[int(np.argmax(inside))] < stop_s[j]:
+                        stop_s[j] = dense_s[int(np.argmax(inside))]
+                        red[j] = is_red
+    return stop_s, red
+
+
+def _agent_rules(
+    scene: Scene, obs: Observation, idx: np.ndarray, paths: list[np.ndarray], fallback: float, num_steps: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Desired speeds and red stop lines of the IDM vehicles, memoised per scene content (they do not depend on the
+    proposals, and the map queries cost more than the IDM rollout itself)."""
+    key = (
+        "_idm_rules",
+        scene.token,
+        scene.current_index,
+        num_steps,
+        fallback,
+        tuple(obs.ids[a] for a in idx),
+        hash((scene.agents.states.tobytes(), tuple(np.asarray(tl.states).tobytes() for tl in scene.traffic_lights))),
+    )
+    store = scene.map.__dict__.setdefault("_epdms_memo", {})
+    if key not in store:
+        store[key] = (_target_speeds(scene, obs, idx, fallback), *_red_stops(scene, paths, num_steps))
+    return store[key]
 
 
 def _sample_paths(paths: list[np.ndarray], s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -100,6 +180,7 @@ def idm_reactive(
         )
     paths = _agent_paths(scene, obs, ctrl)
     n = ctrl.size
+    target, stop_s, stop_red = _agent_rules(scene, obs, ctrl, paths, cfg.target_velocity, t_n)
     s = np.zeros((k, n))
     v = np.broadcast_to(speed0[ctrl], (k, n)).copy()
     half_l = obs.sizes[ctrl, 0] / 2
@@ -151,14 +232,19 @@ def idm_reactive(
         g = np.take_along_axis(gap, j[..., None], -1)[..., 0]
         lead_v = cand_v[np.arange(k)[:, None], j]  # (K, n, 2)
         v_lead = lead_v[..., 0] * c + lead_v[..., 1] * sn
+        # a red stop line still ahead of the vehicle's centre is a standing obstacle at the line
+        to_line = stop_s[None, :] - s
+        line_gap = np.where(stop_red[None, :, t] & (to_line > 0), np.maximum(to_line - half_l[None, :], 0.0), np.inf)
+        at_line = line_gap < g
+        g = np.where(at_line, line_gap, g)
+        v_lead = np.where(at_line, 0.0, v_lead)
         has = np.isfinite(g)
-        g = np.maximum(np.where(has, g, 1.0), 1e-3)
+        g = np.maximum(np.where(has, g, 1.0), cfg.min_gap_to_lead_agent)  # nuPlan clamps the gap at the minimum gap
         s_star = cfg.min_gap_to_lead_agent + v * cfg.headway_time + v * (v - v_lead) / b_term
-        inter = np.where(has, (np.maximum(s_star, 0.0) / g) ** 2, 0.0)
-        acc = cfg.accel_max * (1.0 - (v / cfg.target_velocity) ** 4 - inter)
+        inter = np.where(has, (s_star / g) ** 2, 0.0)
+        acc = cfg.accel_max * (1.0 - (v / target[None, :]) ** 4 - inter)
         acc = np.clip(acc, -cfg.decel_max, cfg.accel_max)
-        v_new = np.maximum(v + acc * dt, 0.0)
-        s = s + 0.5 * (v + v_new) * dt
-        v = v_new
+        s = s + v * dt  # forward Euler as `solve_forward_euler_idm_policy`: progress with the old speed
+        v = np.maximum(v + acc * dt, 0.0)
         xy, hd = _sample_paths(paths, s)
     return Observation(obs.ids, obs.types, obs.sizes, states, present, obs.first_speed, obs.red_polygons, obs.red_masks)

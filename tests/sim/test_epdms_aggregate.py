@@ -132,3 +132,37 @@ def test_stage_one_summary_of_the_shared_csv():
     ref = summary["extended_pdm_score_stage_one"]
     for m in METRIC_NAMES:
         assert ours[m] == pytest.approx(ref[f"{m}_stage_one"], abs=1e-12)
+
+
+def test_failed_follow_up_drops_its_group_and_keeps_gaussian_weights():
+    # group A: one of its two `now` follow-ups failed (NaN row, no start point). The surviving `now` follow-up gets
+    # weight 1 (normalised among the known start points), the failed one NaN, and the NaN row makes group A's `now`
+    # side NaN, so group A leaves the combined mean (pandas skips NaN). Group B is complete.
+    rows = {
+        "a_now": _row("a_now", 1, 0.8),
+        "a_prev": _row("a_prev", 1, 0.6),
+        "a_s_now_ok": _row("a_s_now_ok", 2, 0.5),
+        "a_s_now_bad": TokenRow.invalid("a_s_now_bad", 2, "boom"),
+        "a_s_prev_ok": _row("a_s_prev_ok", 2, 1.0),
+        "a_s_prev_2": _row("a_s_prev_2", 2, 1.0),
+        "b_now": _row("b_now", 1, 1.0),
+        "b_prev": _row("b_prev", 1, 0.5),
+        "b_s_now": _row("b_s_now", 2, 0.4),
+        "b_s_prev": _row("b_s_prev", 2, 0.2),
+    }
+    groups = [
+        TwoStageGroup("a_now", "a_prev", [("a_s_now_ok", "a_s_prev_ok"), ("a_s_now_bad", "a_s_prev_2")]),
+        TwoStageGroup("b_now", "b_prev", [("b_s_now", "b_s_prev")]),
+    ]
+    endpoints = {t: (0.0, 0.0) for t in ("a_now", "a_prev", "b_now", "b_prev")}
+    starts = {t: (0.0, 0.0) for t in rows if "_s_" in t and t != "a_s_now_bad"}
+    assign_weights(rows, groups, endpoints, starts)
+    assert rows["a_s_now_ok"].weight == 1.0 and math.isnan(rows["a_s_now_bad"].weight)
+    assert rows["a_s_prev_ok"].weight == 0.5 and rows["a_s_prev_2"].weight == 0.5
+    combined, s1, s2 = two_stage_scores(rows, groups)
+    # only group B: (1.0 * 0.4 + 0.5 * 0.2) / 2
+    assert math.isclose(combined["score"], 0.25)
+    # stage one: all four stage-one sides are valid: (0.8 + 0.6 + 1.0 + 0.5) / 4
+    assert math.isclose(s1["score"], 2.9 / 4)
+    # stage two: sides A-now (NaN, skipped), A-prev 1.0, B-now 0.4, B-prev 0.2
+    assert math.isclose(s2["score"], 1.6 / 3)

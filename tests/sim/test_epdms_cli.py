@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from epdms_fixtures import agent_track, ego_log, straight_plan, straight_road
@@ -97,3 +98,53 @@ def test_two_stage_mapping(tmp_path):
     # one follow-up per side: its weight is 1
     assert math.isclose(float(by["extended_pdm_score_combined"]["score"]), (s_now * s2_now + s_prev * s2_prev) / 2)
     assert math.isclose(float(by["extended_pdm_score_stage_two"]["score"]), (s2_now + s2_prev) / 2)
+
+
+@pytest.mark.parametrize(
+    "name, content, flag, msg",
+    [
+        ("t.npz", b"garbage", None, "not a readable .npz"),
+        ("t.json", b"{not json", None, "not valid JSON"),
+        ("t.json", b"[1, 2]", None, "JSON object"),
+        ("map.json", b'[["a", "b", 5]]', "--two-stage", "entry 0 must be"),
+        ("map.json", b'[["a", "b", [["x"]]]]', "--two-stage", "malformed follow-up pair"),
+    ],
+)
+def test_unreadable_inputs_exit_2_with_a_message_and_no_csv(tmp_path, caplog, name, content, flag, msg):
+    scenes = tmp_path / "scenes"
+    save_scene(straight_road(token="ok"), scenes / "ok")
+    bad = tmp_path / name
+    bad.write_bytes(content)
+    traj = tmp_path / "good.json"
+    traj.write_text(json.dumps({"ok": straight_plan(10.0).tolist()}))
+    args = ["epdms", "score", "--scenes", str(scenes), "--out", str(tmp_path / "s.csv")]
+    args += ["--trajectories", str(traj), flag, str(bad)] if flag else ["--trajectories", str(bad)]
+    assert main(args) == 2
+    assert msg in caplog.text
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_two_stage_group_with_a_failed_follow_up_is_left_out(tmp_path):
+    # group g1 is complete; group g2's follow-up `g2_syn_now` has no scene, so its row is NaN and the group drops out
+    # of the combined mean (as NaN does in the official weighted average); the summary rows say valid=False.
+    scenes = tmp_path / "scenes"
+    toks = ["g1_now", "g1_prev", "g1_syn_now", "g1_syn_prev", "g2_now", "g2_prev", "g2_syn_prev"]
+    for tok in toks:
+        save_scene(straight_road(token=tok, synthetic="syn" in tok), scenes / tok)
+    plans = {t: straight_plan(10.0).tolist() for t in [*toks, "g2_syn_now"]}
+    (tmp_path / "traj.json").write_text(json.dumps(plans))
+    mapping = [
+        ["g1_now", "g1_prev", [["g1_syn_now", "g1_syn_prev"]]],
+        ["g2_now", "g2_prev", [["g2_syn_now", "g2_syn_prev"]]],
+    ]
+    (tmp_path / "map.json").write_text(json.dumps(mapping))
+    out = tmp_path / "s.csv"
+    args = ["epdms", "score", "--scenes", str(scenes), "--trajectories", str(tmp_path / "traj.json")]
+    assert main([*args, "--out", str(out), "--two-stage", str(tmp_path / "map.json")]) == 1
+    by = {r["token"]: r for r in _read(out)}
+    assert by["g2_syn_now"]["valid"] == "False"
+    g1 = (float(by["g1_now"]["score"]) * float(by["g1_syn_now"]["score"])) + (
+        float(by["g1_prev"]["score"]) * float(by["g1_syn_prev"]["score"])
+    )
+    assert math.isclose(float(by["extended_pdm_score_combined"]["score"]), g1 / 2)
+    assert all(by[t]["valid"] == "False" for t in ("extended_pdm_score_stage_one", "extended_pdm_score_combined"))

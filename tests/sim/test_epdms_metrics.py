@@ -14,6 +14,7 @@ from epdms_fixtures import (
     agent_track,
     ego_log,
     junction,
+    make_agents,
     sim_states,
     straight_plan,
     straight_road,
@@ -322,6 +323,19 @@ def test_ep_end_to_end_against_reference():
     np.testing.assert_allclose(r.table[:, EP], prog / ref_prog, rtol=1e-6)
 
 
+def test_reference_memo_is_not_shared_between_scenes_on_one_map():
+    # same map object, token and ego log; only b has a stopped car whose rear is 37.5 m ahead (centre 40 - 2.5).
+    # PDM-Closed must stop behind it in b (front bumper short of 37.5 m: rear axle < 37.5 - 4.049) but drives > 40 m
+    # in a. A memo keyed on the map alone would hand b the reference of a.
+    a = straight_road()
+    b = straight_road([("car", V, (5.0, 2.0), agent_track(40.0, 0.0, 0.0))])
+    b.map = a.map
+    ra = score_proposals(a, straight_plan(10.0), stage_one=False)
+    rb = score_proposals(b, straight_plan(10.0), stage_one=False)
+    assert ra.reference_states[-1, 0] > 40.0
+    assert rb.reference_states[-1, 0] < 37.5 - P.front_length
+
+
 # ---- human filter and bad input ----
 def test_human_filter_sets_columns_where_the_human_scores_zero():
     # the logged human leaves the road (rear axle at y = -3): human DAC = 0, so the agent's DAC is set to 1
@@ -337,6 +351,19 @@ def test_human_filter_sets_columns_where_the_human_scores_zero():
     # a synthetic scene (stage two) is never filtered
     syn = straight_road(ego=ego, synthetic=True)
     assert score_proposals(syn, off).table[0, DAC] == 0.0
+
+
+def test_waiting_human_does_not_filter_ep():
+    # the logged human stands still for 4 s while PDM-Closed drives off (> 5 m). pdm_score.py scores the human alone
+    # (no reference), so the human's EP is its own progress / its own progress -> 1, never 0, and the agent's
+    # standing-still plan keeps EP = 0 / reference progress = 0.
+    scene = straight_road(ego=ego_log(0.0))
+    r = score_proposals(scene, np.zeros((8, 3)), stage_one=True)
+    assert r.reference_states[-1, 0] - r.reference_states[0, 0] > 5.0
+    assert r.human is not None and r.human[EP] == 1.0
+    assert r.table[0, EP] == 0.0
+    # the score: multipliers 1, EP 0, TTC/LK/HC 1, no EC -> (5 * 0 + 5 + 2 + 2) / 14
+    assert math.isclose(r.epdms[0], 9.0 / 14.0)
 
 
 @pytest.mark.parametrize(
@@ -406,6 +433,53 @@ def test_reactive_follower_brakes_where_log_replay_drives_through():
     assert reactive.table[0, NC] == 1.0 and reactive.table[0, TTC] == 1.0
 
 
+def test_reactive_vehicle_keeps_its_lane_speed_limit():
+    # nuPlan's IDMAgent replaces the configured 10 m/s target with its lane's speed limit (13.89 m/s here): a lone
+    # vehicle at 13 m/s far ahead of the ego must not slow towards 10 m/s; IDM's free-road acceleration is
+    # a_max (1 - (v / 13.89)^4) >= 0 and it never exceeds the limit.
+    from sim.epdms.observation import build_observation
+    from sim.epdms.traffic import idm_reactive
+
+    scene = straight_road([("lead", V, (5.0, 2.0), agent_track(60.0, 0.0, 13.0))])
+    states = simulate_plans(straight_plan(10.0)[None], scene)
+    obs = idm_reactive(scene, build_observation(scene), states, P)
+    speed = obs.states[0, 0, :, 3]
+    assert np.all(np.diff(speed) >= -1e-9)
+    assert 13.0 <= speed[-1] <= 13.89
+
+
+def _junction_with_stop_line(state):
+    from epdms_fixtures import LANE_W, _rect
+
+    from sim.scene import Area
+
+    ego = ego_log(0.0)
+    ego[:, 0] = -60.0  # the ego waits 60 m before the junction, out of the way
+    scene = junction(state, ego=ego)
+    scene.map.stop_lines = {"S": Area("S", _rect(-2.0, 0.0, -LANE_W / 2, LANE_W / 2), ("A",))}
+    # a car (4.5 m long) on the approach lane A at 8 m/s whose log drives straight through the junction
+    scene.agents = make_agents([("car", V, (4.5, 2.0), agent_track(-30.0, 0.0, 8.0))])
+    return scene
+
+
+@pytest.mark.parametrize("state", [TrafficLightState.RED, TrafficLightState.GREEN])
+def test_reactive_vehicle_stops_at_the_stop_line_of_a_red_connector(state):
+    # IDMAgentManager puts the stop lines of red connectors on an agent's route into its occupancy map as standing
+    # obstacles. The car's front starts at -27.75 m, 25.75 m before the line at x = -2; braking at most 2 m/s^2 from
+    # 8 m/s needs 16 m, so on red its front stays behind x = -2 for all 4 s; on green it drives on past x = 0.
+    from sim.epdms.observation import build_observation
+    from sim.epdms.traffic import idm_reactive
+
+    scene = _junction_with_stop_line(state)
+    states = sim_states(np.tile([-60.0, 0.0], (41, 1)))
+    obs = idm_reactive(scene, build_observation(scene), states, P)
+    front = obs.states[0, 0, :, 0] + 2.25
+    if state == TrafficLightState.RED:
+        assert front.max() <= -2.0 and obs.states[0, 0, -1, 3] < 4.0  # still closing in on the line, slowly
+    else:
+        assert obs.states[0, 0, -1, 0] > 0.0
+
+
 def test_reactive_traffic_decelerates_within_idm_bounds():
     from sim.epdms.observation import build_observation
     from sim.epdms.traffic import idm_reactive
@@ -458,3 +532,84 @@ def test_traffic_lights_are_sample_and_hold_per_half_second():
     obs = build_observation(scene)
     assert obs.red_masks.shape == (1, 41)
     np.testing.assert_array_equal(np.flatnonzero(obs.red_masks[0]), np.arange(20, 25))  # held 2.0 .. 2.4 s
+
+
+# ---- PDM-Closed reference ----
+def test_pdm_closed_unrolls_batch_idm_by_hand():
+    # Empty straight road: route centreline x from -100 to 300 (progress s0 = 100 at the ego), speed limit 13.89,
+    # ego at 10 m/s. `PDMGenerator` keeps a zero leader array for step 1 (leaders are re-queried at even steps only),
+    # so step 1 sees a leader at progress 0: gap clamped to the 1 m minimum -> IDM clipped to -d_max = -3 m/s^2.
+    # From step 2 the leader is the path end (progress 400, rear length = half the ego length, 0 m/s).
+    # BatchIDMPolicy: exponent 10, forward Euler (x += dt v, then v += dt a).
+    scene = straight_road()
+    r = score_proposals(scene, straight_plan(10.0), stage_one=False)
+    vmax, a_max, b_max, gap0, head = 13.89, 1.5, 3.0, 1.0, 1.5
+    half_len = (P.front_length + P.rear_length) / 2
+    best_x, best = None, None
+    for target in np.array([0.2, 0.4, 0.6, 0.8, 1.0]) * vmax:  # the free-road winner is the fastest profile
+        x, v, xs = 100.0, 10.0, [100.0]
+        for t in range(1, 41):
+            lead_x, lead_rear = (0.0, 0.0) if t == 1 else (400.0, half_len)
+            s_star = gap0 + v * head + v * v / (2 * math.sqrt(a_max * b_max))
+            s_alpha = max(lead_x - x - lead_rear, gap0)
+            acc = min(max(a_max * (1 - (v / target) ** 10 - (s_star / s_alpha) ** 2), -b_max), a_max)
+            x, v = x + 0.1 * v, v + 0.1 * acc
+            xs.append(x)
+        if best_x is None or xs[-1] > best_x[-1]:
+            best_x, best = xs, target
+    assert best == pytest.approx(vmax)
+    # the reference plan is the IDM trajectory itself (generate_trajectory), not its simulation
+    np.testing.assert_allclose(r.reference_plan[:, 0], np.array(best_x) - 100.0, atol=1e-9)
+    assert r.reference_plan[1, 0] == pytest.approx(1.0)  # 0.1 s x 10 m/s, while braking to 9.7 m/s
+    # ... and the scored reference is that plan (all 41 poses) simulated once by the tracker
+    from sim.epdms.config import SimulationConfig
+    from sim.epdms.simulation import initial_state_from_scene, simulate
+
+    once = simulate(r.reference_plan[None, :, :3], initial_state_from_scene(scene), SimulationConfig(), P.wheelbase)
+    np.testing.assert_allclose(r.reference_states, once[0], atol=1e-9)
+
+
+def test_pdm_closed_leader_is_requeried_along_the_forecast():
+    # A vehicle (4 x 2 m) at x = 30 m drifts into the ego lane from y = -3 at 1.5 m/s (constant-velocity forecast).
+    # At step 0 its box (y in [-4, -2]) misses the ego corridor (|y| <= width / 2 = 1.1485): the leader is the path
+    # end (progress 400, rear length = half the ego length). At step 20 (2 s) it is centred on the lane: the leader
+    # sits at the polygon distance from the ego box (front at 4.049) to its rear (28 m): 23.951 m past the ego's
+    # progress (100). Its speed is projected by its *heading* (0, as the ego's), not its velocity direction, as
+    # `_get_leading_agent_velocity` does: |v| cos(0) = 1.5 m/s.
+    from shapely.geometry import LineString
+
+    from sim.epdms.observation import build_observation
+    from sim.epdms.pdm_closed import _leaders, constant_velocity_forecast
+
+    scene = straight_road([("car", V, (4.0, 2.0), agent_track(30.0, -3.0, 0.0, heading=0.0, vy=1.5))])
+    mq = MapQueries.of(scene)
+    fc = constant_velocity_forecast(build_observation(scene))
+    corridor = LineString(mq.line).buffer(P.width / 2, cap_style="flat")
+    args = (fc, fc.corners(), fc.is_road_user)
+    x = np.array([100.0])
+    free = _leaders(*args, 0, corridor, LineString(mq.line), mq.line, mq.arclength, x, 0.0, P)
+    np.testing.assert_allclose(free[0], [400.0, 0.0, P.length / 2])
+    lead = _leaders(*args, 20, corridor, LineString(mq.line), mq.line, mq.arclength, x, 0.0, P)
+    np.testing.assert_allclose(lead[0], [100.0 + 28.0 - P.front_length, 1.5, 0.0], atol=1e-9)
+
+
+def test_drivable_area_ends_at_the_metric_cache_map_radius():
+    # The metric cache keeps map objects within 100 m of the ego centre (x = 1.461 at t = 0). Split the road's
+    # roadblock at x = 50 and x = 150: the piece from 150 m on starts 148.5 m away and is not in the drivable map.
+    # Driving at 40 m/s the rear axle passes 150 m within 4 s (corners in the far piece): DAC 0. At 25 m/s the front
+    # stays short of 150 m, inside the middle piece (which starts 48.5 m away, so it is kept): DAC 1.
+    from epdms_fixtures import LANE_W, _rect
+
+    from sim.scene import Area
+
+    scene = straight_road(ego=ego_log(40.0))
+    rb = {
+        name: Area(name, _rect(x0, x1, -LANE_W / 2, 1.5 * LANE_W), ("L0", "L1"))
+        for name, (x0, x1) in {"RB0a": (-100, 50), "RB0m": (50, 150), "RB0b": (150, 300)}.items()
+    }
+    scene.map.roadblocks = {**rb, "RB1": scene.map.roadblocks["RB1"]}
+    for lane in ("L0", "L1"):
+        scene.map.lanes[lane].roadblock_id = "RB0m"
+    r = score_proposals(scene, np.stack([straight_plan(40.0), straight_plan(25.0)]), stage_one=False)
+    assert r.states[0, -1, 0] > 150.0 and r.states[1, -1, 0] + P.front_length < 150.0
+    assert r.table[0, DAC] == 0.0 and r.table[1, DAC] == 1.0

@@ -159,3 +159,19 @@ def test_missing_file_and_folder(tmp_path):
         load_scene(tmp_path / "nope.scene.json.gz")
     with pytest.raises(FileNotFoundError):
         list_scene_files(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("field", ["ego", "agents.sizes", "traffic_lights.0.position", "route.centerline"])
+def test_non_finite_numbers_are_named(scene, field):
+    d = json.loads(json.dumps(scene_to_dict(scene)))
+    node = d
+    *parents, leaf = field.split(".")
+    for k in parents:
+        node = node[int(k)] if k.isdigit() else node[k]
+    enc = node[leaf]
+    a = np.frombuffer(base64.b64decode(enc["b64"]), dtype=enc["dtype"]).reshape(enc["shape"]).copy()
+    a.flat[0] = np.nan
+    node[leaf] = {"dtype": enc["dtype"], "shape": enc["shape"], "b64": base64.b64encode(a.tobytes()).decode()}
+    with pytest.raises(SceneFormatError, match=r"finite|NaN|positive") as info:
+        scene_from_dict(d)
+    assert leaf.split("_")[0] in str(info.value) or "light" in str(info.value)

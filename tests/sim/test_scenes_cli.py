@@ -75,3 +75,15 @@ def test_show_renders_a_folder(tmp_path):
     img = np.asarray(Image.open(front))
     assert img.shape == (90, 160, 3)
     assert main(["scenes", "show", str(scenes), "--out", str(out), "--t", "99"]) == 2
+
+
+def test_show_skips_a_corrupt_scene_and_renders_the_rest(tmp_path, capsys):
+    pytest.importorskip("PIL")
+    scenes = tmp_path / "scenes"
+    assert main(["scenes", "generate", "--n", "1", "--seed", "0", "--out", str(scenes)]) == 0
+    (scenes / "aaa_broken.scene.json.gz").write_bytes(b"\x1f\x8b truncated")  # sorts first
+    out = tmp_path / "renders"
+    args = ["scenes", "show", str(scenes), "--all", "--out", str(out), "--width", "64", "--height", "36"]
+    assert main([*args, "--bev-size", "32"]) == 2
+    assert "aaa_broken" in capsys.readouterr().err
+    assert sum(p.name.endswith("_CAM_FRONT.png") for p in out.iterdir()) == 1  # the good scene was still rendered
