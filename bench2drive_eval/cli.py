@@ -107,6 +107,7 @@ def _eval(args: argparse.Namespace) -> int:
         route_timeout_s=args.route_timeout,
         server_startup_s=args.server_startup,
         max_route_attempts=args.max_route_attempts,
+        max_server_failures=args.max_server_failures,
         poll_s=args.poll,
         progress_s=args.progress_every,
         ray_address=args.ray,
@@ -212,6 +213,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--route-timeout", type=float, default=3 * 3600.0, help="wall-clock seconds allowed per route")
     e.add_argument("--server-startup", type=float, default=120.0, help="seconds to wait for a server's port")
     e.add_argument("--max-route-attempts", type=int, default=3)
+    e.add_argument(
+        "--max-server-failures",
+        type=int,
+        default=5,
+        help="attempts in a row without a reachable CARLA server before a shard stops (its routes stay resumable)",
+    )
     e.add_argument("--poll", type=float, default=2.0)
     e.add_argument("--progress-every", type=float, default=60.0)
     e.add_argument("--ray", metavar="ADDRESS", help="run each shard as a Ray task asking for one GPU")

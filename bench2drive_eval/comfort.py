@@ -76,9 +76,15 @@ class Kinematics:
         return int(self.acceleration.shape[0])
 
     @classmethod
-    def from_metric_info(cls, info: Mapping[str, Mapping[str, Sequence[float]]], where: str = "") -> Kinematics:
-        """From the agent's ``{step: {signal: [x, y, z]}}`` dict, in file order as the official tool reads it."""
-        steps = list(info.values())
+    def from_metric_info(cls, info: Mapping[str, Mapping[str, Sequence[float]]] | list, where: str = "") -> Kinematics:
+        """From the agent's ``{step: {signal: [x, y, z]}}`` dict (or a list of steps), in file order as the official
+        tool reads it."""
+        if isinstance(info, Mapping):
+            steps = list(info.values())
+        elif isinstance(info, list):  # a plain list of steps carries the same data (the text scan reads it too)
+            steps = info
+        else:
+            raise ValueError(f"{where}: metric_info must be an object keyed by step, got {type(info).__name__}")
         try:
             arrays = {
                 name: np.asarray([s[name] for s in steps], dtype=np.float64).reshape(len(steps), -1) for name in SIGNALS
@@ -166,6 +172,8 @@ def _fast_parse(data: bytes) -> Kinematics | None:
     Returns None whenever the text is not the plain layout the agents write, and the caller falls back to json.
     """
     steps = data.count(b'"acceleration"')
+    if steps == 0:  # nothing to scan: let json name what the file is
+        return None
     arrays = {}
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -210,12 +218,18 @@ def comfort(
     The official tool crashes on a missing file; here such routes are listed in ``skipped`` and left out.
     """
     cfg = cfg or ComfortConfig()
-    paths = {r["route_id"]: metric_info_path(metric_dir, r.get("save_name", "")) for r in records}
+    # a record without save_name (the launcher's stand-in for a route that never produced one) has no folder; joining
+    # "" would point at <metric_dir>/metric_info.json instead
+    paths = {
+        r["route_id"]: metric_info_path(metric_dir, r["save_name"]) if r.get("save_name") else None for r in records
+    }
     per_route: dict[str, float] = {}
     skipped: dict[str, str] = {}
 
-    def one(item: tuple[str, Path]) -> tuple[str, float | None, str]:
+    def one(item: tuple[str, Path | None]) -> tuple[str, float | None, str]:
         rid, path = item
+        if path is None:
+            return rid, None, "record has no save_name"
         if not path.is_file():
             return rid, None, f"missing {path}"
         try:

@@ -38,6 +38,10 @@ class MergeResult:
     unexpected: list[str] = field(default_factory=list)
 
 
+_NOT_CHECKPOINT = "not a leaderboard checkpoint"
+_MERGED_OUTPUT = "a merged result, not a shard checkpoint"
+
+
 def _is_merged_output(doc: dict) -> bool:
     return "driving score" in doc or "eval num" in doc
 
@@ -80,19 +84,21 @@ def merge_folder(folder: str | os.PathLike, routes: Sequence[Route] | None = Non
     for path in sorted(folder.glob("*.json")):
         try:
             doc = read_json(path)
-        except (RecordError, OSError) as exc:
+        except (RecordError, OSError) as exc:  # may be a torn shard checkpoint: its routes show up as missing
+            log.warning("ignored %s: unreadable (%s)", path.name, exc)
             ignored[path.name] = str(exc)
             continue
         if not is_checkpoint_document(doc):
-            ignored[path.name] = "not a leaderboard checkpoint"
+            ignored[path.name] = _NOT_CHECKPOINT
             continue
         if _is_merged_output(doc):
-            ignored[path.name] = "a merged result, not a shard checkpoint"
+            ignored[path.name] = _MERGED_OUTPUT
             continue
         lists.append((path.name, records_of(doc, str(path))))
         files.append(path)
     for name, why in ignored.items():
-        log.info("ignored %s: %s", name, why)
+        if why in (_NOT_CHECKPOINT, _MERGED_OUTPUT):  # expected neighbours; unreadable files were warned about
+            log.info("ignored %s: %s", name, why)
     if not files:
         raise RecordError(f"{folder}: no leaderboard checkpoint JSON files found")
     result = merge_records(lists, routes)

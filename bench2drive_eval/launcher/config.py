@@ -53,7 +53,8 @@ class LaunchConfig:
     server_startup_s: float = 120.0
     route_timeout_s: float = 3 * 3600.0
     max_route_attempts: int = 3
-    max_shard_attempts: int = 0  # 0: 2 x routes in the shard + 2
+    max_shard_attempts: int = 0  # 0: 2 x routes in the shard + 2 (attempts that found no server do not count)
+    max_server_failures: int = 5  # consecutive attempts without a reachable server before the shard stops
     poll_s: float = 2.0
     progress_s: float = 60.0
     kill_grace_s: float = 10.0
@@ -78,6 +79,8 @@ class LaunchConfig:
                 raise ValueError(f"{name} must be > 0")
         if self.max_route_attempts < 1:
             raise ValueError("max_route_attempts must be >= 1")
+        if self.max_server_failures < 1:
+            raise ValueError("max_server_failures must be >= 1")
         if "{port}" not in self.server_cmd and self.server_mode == "own":
             raise ValueError("server_cmd must contain {port}")
         for tmpl in (self.evaluator_cmd, self.server_cmd):

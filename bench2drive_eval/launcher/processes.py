@@ -70,6 +70,15 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
+def process_start_time(pid: int) -> str | None:
+    """Start time of ``pid`` in clock ticks since boot (field 22 of ``/proc/<pid>/stat``): with the pid, it names
+    one process for good, since a recycled pid gets a later start time."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
 def stop_process(proc: subprocess.Popen | None, grace_s: float = 5.0) -> None:
     """Kill a child started by `start_process` with its whole group (its pgid is its pid)."""
     if proc is None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,13 +113,33 @@ def run_shards_local(cfg: LaunchConfig, shards: list[list[Route]], stop: threadi
     return errors
 
 
+@contextlib.contextmanager
+def run_folder_lock(out: Path) -> Iterator[None]:
+    """One launcher per run folder: a second one would rerun the routes the first is running and kill its evaluators
+    as leftovers. The kernel drops the lock when the holder dies (child processes do not inherit it), so a crashed
+    launcher's folder can be resumed at once."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".launcher.lock", "a") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RecordError(
+                f"{out}: another launcher is running on this run folder; wait for it or stop it"
+            ) from None
+        yield
+
+
 def run_evaluation(cfg: LaunchConfig, stop: threading.Event | None = None, denominator: int | None = None) -> RunResult:
     """Run (or resume) every shard, then check each route has exactly one record and write ``merged.json``.
 
     ``merged.json`` divides by ``denominator`` (default: the number of routes, i.e. 220 for the official file).
     """
+    with run_folder_lock(cfg.out):
+        return _run_evaluation(cfg, stop, denominator)
+
+
+def _run_evaluation(cfg: LaunchConfig, stop: threading.Event | None, denominator: int | None) -> RunResult:
     stop = stop or threading.Event()
-    cfg.out.mkdir(parents=True, exist_ok=True)
     routes = parse_routes(cfg.routes)
     shards = load_or_make_plan(cfg, routes)
     log.info("%d routes in %d shards -> %s", len(routes), len(shards), cfg.out)

@@ -23,6 +23,7 @@ from bench2drive_eval.launcher.processes import (
     group_alive,
     kill_group,
     port_open,
+    process_start_time,
     start_process,
     stop_process,
     wait_for_port,
@@ -46,9 +47,17 @@ _SHIM = """#!{python}
 # irlvla shim for the B2D evaluator's own CARLA launch: record the server's process group for the launcher, and
 # rename -graphicsadapter= (UE4 parses it case-insensitively) so the evaluator's crash cleanup, which kills every
 # process matching '-graphicsadapter=<rank>', cannot hit servers of other jobs.
+# The group leader's start time (field 22 of /proc/<pgid>/stat) goes with the pgid: a launcher resuming after a crash
+# kills the group only if that process still exists, so a recycled pgid is never hit.
 import os, sys
+pgid = os.getpgid(0)
+try:
+    with open("/proc/%d/stat" % pgid) as f:
+        start = f.read().rsplit(")", 1)[1].split()[19]
+except (OSError, IndexError):
+    start = ""
 with open({pidfile!r}, "w") as f:
-    f.write(str(os.getpgid(0)))
+    f.write(("%d %s" % (pgid, start)).strip())
 args = ["-GraphicsAdapter=" + a.split("=", 1)[1] if a.startswith("-graphicsadapter=") else a for a in sys.argv[1:]]
 os.execv({real!r}, [{real!r}, *args])
 """
@@ -62,6 +71,7 @@ class AttemptOutcome:
     reason: str = ""
     interrupted: bool = False
     records: list[dict] = field(default_factory=list)
+    server_down: bool = False  # no server to run against (never started, unreachable): no route is to blame
 
     @property
     def clean(self) -> bool:
@@ -83,6 +93,17 @@ def synthetic_failure(route: Route, reason: str) -> dict:
         "town_name": route.town,
         "irlvla_note": f"no record from the evaluator: {reason}",
     }
+
+
+def _read_shim_pgid(path: Path) -> tuple[int, str] | None:
+    """(pgid, leader start time or "") the shim recorded for the evaluator's CARLA server; None if absent or torn."""
+    try:
+        parts = path.read_text().split()
+    except OSError:
+        return None
+    if not parts or not parts[0].isdigit():
+        return None
+    return int(parts[0]), parts[1] if len(parts) > 1 else ""
 
 
 def _read_checkpoint(path: Path) -> list[dict] | None:
@@ -163,9 +184,10 @@ class ShardRunner:
         self._load()
         self._harvest_leftovers()
         max_attempts = self.cfg.max_shard_attempts or 2 * len(self.routes) + 2
+        server_streak = 0
         while (todo := self.remaining()) and not self.stop.is_set():
             k = int(self.state["next_attempt"])
-            if k >= max_attempts:
+            if k - int(self.state.get("server_down_attempts", 0)) >= max_attempts:
                 log.error("shard %d: %d attempts used; %d route(s) recorded as failed", self.index, k, len(todo))
                 for r in todo:
                     self.final[r.id] = synthetic_failure(r, f"shard gave up after {k} attempts")
@@ -174,7 +196,19 @@ class ShardRunner:
             self.state["next_attempt"] = k + 1
             self._save()
             outcome = self._attempt(k, todo)
+            if outcome.server_down:
+                self.state["server_down_attempts"] = int(self.state.get("server_down_attempts", 0)) + 1
+                server_streak += 1
+            else:
+                server_streak = 0
             self._harvest(k, todo, outcome)
+            if server_streak >= self.cfg.max_server_failures:
+                # Charging routes would turn a broken server (e.g. CARLA exiting at start on an H100) into zero-score
+                # records; leave them without a record instead, so the run reports them missing and a rerun resumes.
+                raise RuntimeError(
+                    f"shard {self.index}: no CARLA server in {server_streak} attempts in a row ({outcome.reason}); "
+                    f"{len(self.remaining())} route(s) left for a rerun"
+                )
         return [self.final[r.id] for r in self.routes if r.id in self.final]
 
     def _attempt_dir(self, k: int) -> Path:
@@ -200,16 +234,16 @@ class ShardRunner:
                 owned = read_json(path)
             except (RecordError, OSError):
                 owned = {}
-        shim_pgid = adir / "carla_server.pgid"
-        if shim_pgid.is_file() and shim_pgid.read_text().strip().isdigit():
-            owned["shim_server"] = {"pgid": int(shim_pgid.read_text()), "marker": str(adir / "carla_shim")}
+        shim = _read_shim_pgid(adir / "carla_server.pgid")
+        if shim is not None:  # `sh -c` may exec the shim, so the leader's command line need not name the shim
+            owned["shim_server"] = {"pgid": shim[0], "marker": str(adir / "carla_shim"), "start": shim[1]}
         for entry in owned.values():
-            pid, marker = int(entry["pgid"]), str(entry["marker"])
+            pid, marker, start = int(entry["pgid"]), str(entry["marker"]), entry.get("start", "")
             try:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
-            if marker in cmdline:  # guards against a recycled pid
+            if marker in cmdline or (start and process_start_time(pid) == start):  # guards against a recycled pid
                 log.warning("shard %d: killing leftover process group %d from an interrupted run", self.index, pid)
                 kill_group(pid, self.cfg.kill_grace_s)
 
@@ -241,7 +275,7 @@ class ShardRunner:
                     "shard %d: route %s crashed %d times; keeping the crash record", self.index, rid, attempts[rid]
                 )
             self.final[rid] = rec
-        if not outcome.interrupted and not outcome.clean and not last_retryable:
+        if not outcome.interrupted and not outcome.clean and not last_retryable and not outcome.server_down:
             culprit = next((rid for rid in todo_ids if rid not in recorded), None)
             if culprit is not None:
                 attempts[culprit] = attempts.get(culprit, 0) + 1
@@ -286,7 +320,11 @@ class ShardRunner:
                 host, _, p = cfg.attach[self.index % len(cfg.attach)].rpartition(":")
                 port = int(p)
                 if not wait_for_port(host, port, cfg.server_startup_s):
-                    return AttemptOutcome(None, reason=f"CARLA server {host}:{port} not reachable")
+                    return AttemptOutcome(None, reason=f"CARLA server {host}:{port} not reachable", server_down=True)
+                if cfg.carla_root is not None:
+                    # the stock B2D evaluator still runs $CARLA_ROOT/CarlaUE4.sh (docker/ makes it a no-op that
+                    # idles): own it through the shim, so an evaluator killed mid-route leaves no idler behind
+                    carla_root = self._write_shim(adir, shim_pidfile)
             else:
                 rpc = reserve_block(cfg.base_port + cfg.port_stride * self.index, span=3, step=3)
                 port = rpc
@@ -295,7 +333,9 @@ class ShardRunner:
                     server = start_process(cmd, adir / "server.log")
                     self._record_pids(adir, server=(server.pid, f"-carla-rpc-port={port}"))
                     if not wait_for_port(host, port, cfg.server_startup_s, server):
-                        return AttemptOutcome(None, reason=f"CARLA server on port {port} did not come up")
+                        return AttemptOutcome(
+                            None, reason=f"CARLA server on port {port} did not come up", server_down=True
+                        )
                 else:
                     carla_root = self._write_shim(adir, shim_pidfile)
             cmd = cfg.format_cmd(
@@ -323,11 +363,9 @@ class ShardRunner:
         finally:
             stop_process(evaluator, cfg.kill_grace_s)
             stop_process(server, cfg.kill_grace_s)
-            if shim_pidfile.is_file():
-                try:
-                    kill_group(int(shim_pidfile.read_text().strip()), cfg.kill_grace_s)
-                except ValueError:
-                    pass
+            shim = _read_shim_pgid(shim_pidfile)
+            if shim is not None:
+                kill_group(shim[0], cfg.kill_grace_s)
             if rpc is not None:
                 release_block(rpc, 3)
             if tm is not None:
@@ -362,12 +400,9 @@ class ShardRunner:
             if server is not None and server.poll() is not None:
                 log.error("shard %d: CARLA server exited with %s; restarting", self.index, server.returncode)
                 return AttemptOutcome(None, reason="CARLA server died", records=records)
-            if cfg.server_mode == "evaluator" and shim_pidfile.is_file():
-                try:
-                    pgid = int(shim_pidfile.read_text().strip())
-                except ValueError:
-                    pgid = None
-                if pgid is not None and not group_alive(pgid):
+            if cfg.server_mode == "evaluator":
+                shim = _read_shim_pgid(shim_pidfile)
+                if shim is not None and not group_alive(shim[0]):
                     log.error("shard %d: the evaluator's CARLA server is gone; restarting", self.index)
                     return AttemptOutcome(None, reason="CARLA server died", records=records)
             if cfg.server_mode == "attach" and not port_open(host, port):

@@ -90,11 +90,23 @@ def test_metric_info_files_and_missing(tmp_path: Path) -> None:
     (tmp_path / "a" / "metric_info.json").write_text(json.dumps(steps([1.0] * 20 + [3.0] * 20)))  # 0.5
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "metric_info.json").write_text(json.dumps(steps([1.0] * 60)))  # 1.0
-    records = [{"route_id": f"RouteScenario_{i}_rep0", "save_name": s} for i, s in ((1, "a"), (2, "b"), (3, "c"))]
+    # a file straight in the folder must not be taken for the route without a save_name
+    (tmp_path / "metric_info.json").write_text(json.dumps(steps([1.0] * 60)))
+    records = [
+        {"route_id": f"RouteScenario_{i}_rep0", "save_name": s} for i, s in ((1, "a"), (2, "b"), (3, "c"), (4, ""))
+    ]
     res = comfort(records, tmp_path)
     assert res.value == pytest.approx(0.75)
     assert res.per_route == {"RouteScenario_1_rep0": 0.5, "RouteScenario_2_rep0": 1.0}
-    assert list(res.skipped) == ["RouteScenario_3_rep0"]
+    assert list(res.skipped) == ["RouteScenario_3_rep0", "RouteScenario_4_rep0"]
+    assert res.skipped["RouteScenario_4_rep0"] == "record has no save_name"
+    # a list of steps carries the same data; a file of another shape is skipped with its reason, not a crash
+    (tmp_path / "b" / "metric_info.json").write_text(json.dumps(list(steps([1.0] * 60).values())))
+    assert comfort(records, tmp_path).per_route == res.per_route
+    (tmp_path / "b" / "metric_info.json").write_text('"not steps"')
+    res = comfort(records, tmp_path)
+    assert res.per_route == {"RouteScenario_1_rep0": 0.5}
+    assert "keyed by step" in res.skipped["RouteScenario_2_rep0"]
 
 
 def test_config_validation() -> None:

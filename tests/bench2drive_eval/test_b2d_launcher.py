@@ -407,3 +407,153 @@ def test_sigkilled_launcher_leaves_no_orphans_on_resume(run_env, monkeypatch: py
     assert not any(alive(p) for p in pids(state, "servers.log") + pids(state, "evaluators.log"))
     assert done_counts(state) == Counter(IDS)  # nothing finished twice, nothing lost
     assert len(load_records(cfg.out / "merged.json")) == len(IDS)
+
+
+def test_sigkilled_launcher_kills_the_evaluators_orphaned_server_on_resume(
+    run_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Default mode: the evaluator starts CARLA through the shim (``sh -c`` may exec it, so the group leader's
+    command line is the real CarlaUE4.sh); a resumed launcher must still recognise and kill that group."""
+    cfg, state = run_env
+    carla_root = tmp_path / "carla"
+    carla_root.mkdir()
+    script = carla_root / "CarlaUE4.sh"
+    script.write_text(f'#!/bin/sh\nexec {sys.executable} {FAKES / "fake_carla_server.py"} "$@"\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("FAKE_B2D_SPAWN_SERVER", "1")
+    monkeypatch.setenv("FAKE_B2D_ROUTE_SECONDS", "0.3")
+    repo = Path(__file__).resolve().parents[2]
+    args = [
+        "b2d",
+        "eval",
+        "--routes",
+        str(cfg.routes),
+        "--agent",
+        str(cfg.agent),
+        "--agent-config",
+        "c.yaml",
+        "--out",
+        str(cfg.out),
+        "--gpus",
+        "0",
+        "--carla-root",
+        str(carla_root),
+        "--evaluator-cmd",
+        EVALUATOR,
+        "--base-port",
+        str(cfg.base_port),
+        "--poll",
+        "0.05",
+        "--route-timeout",
+        "30",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "irlvla.cli", *args],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while sum(done_counts(state).values()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    launcher.send_signal(signal.SIGKILL)
+    launcher.wait()
+    server = pids(state, "servers.log")[-1]
+    assert alive(server)  # the evaluator's server outlives the launcher
+    monkeypatch.setenv("FAKE_B2D_ROUTE_SECONDS", "0.01")
+    from irlvla.cli import main
+
+    assert main(args) == 0
+    assert not alive(server)
+    assert not any(alive(p) for p in pids(state, "servers.log") + pids(state, "evaluators.log"))
+    assert done_counts(state) == Counter(IDS)
+
+
+def test_orphan_server_matched_by_start_time_not_command_line(run_env) -> None:
+    """A shim exec'd by ``sh -c`` leaves a group leader whose command line is the real server's, not the shim's: the
+    recorded leader start time identifies it; a wrong start time (a recycled pgid) leaves the group alone."""
+    from bench2drive_eval.launcher.processes import process_start_time
+
+    cfg, _ = run_env
+    runner = ShardRunner(cfg, 0, parse_routes(cfg.routes))
+    adir = runner.dir / "attempt_000"
+    adir.mkdir(parents=True)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+        for _ in range(2)
+    ]
+    try:
+        ours, stranger = procs
+        (adir / "carla_server.pgid").write_text(f"{stranger.pid} 1")  # start time 1: not the live process
+        runner._kill_orphans(adir)
+        assert stranger.poll() is None
+        (adir / "carla_server.pgid").write_text(f"{ours.pid} {process_start_time(ours.pid)}")
+        runner._kill_orphans(adir)
+        assert ours.wait(timeout=5) is not None
+        assert stranger.poll() is None
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def test_second_launcher_on_the_same_folder_is_refused(run_env) -> None:
+    """Two launchers on one run folder would run routes twice; the second stops before touching anything."""
+    import fcntl
+
+    from bench2drive_eval.records import RecordError
+
+    cfg, state = run_env
+    cfg.out.mkdir(parents=True)
+    with open(cfg.out / ".launcher.lock", "a") as held:  # what a running launcher holds
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(RecordError, match="another launcher"):
+            run_evaluation(cfg)
+    assert runs(state) == [] and not (cfg.out / "plan.json").exists()
+    assert_one_record_each(cfg, run_evaluation(cfg))  # free again once the holder let go
+
+
+def test_attach_mode_owns_the_evaluators_stand_in_server(run_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """docker/: the stock evaluator still launches $CARLA_ROOT/CarlaUE4.sh, a no-op that idles; an evaluator killed
+    by a crash must not leave those idlers behind, attempt after attempt."""
+    cfg, state = run_env
+    port = cfg.base_port + 3000
+    server = subprocess.Popen(
+        [sys.executable, str(FAKES / "fake_carla_server.py"), f"-carla-rpc-port={port}"], start_new_session=True
+    )
+    carla_root = tmp_path / "carla_noop"
+    carla_root.mkdir()
+    script = carla_root / "CarlaUE4.sh"
+    script.write_text(f"#!/bin/sh\necho $$ >> {state / 'noop.log'}\nexec sleep 120\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("FAKE_B2D_SPAWN_SERVER", "1")
+    monkeypatch.setenv("FAKE_B2D_DIE_ONCE", "102")  # the evaluator dies without its exit handlers
+    try:
+        cfg = dataclasses.replace(
+            cfg, server_mode="attach", attach=(f"127.0.0.1:{port}",), carla_root=carla_root, gpus=(0,)
+        )
+        result = run_evaluation(cfg)
+        assert_one_record_each(cfg, result)
+        idlers = pids(state, "noop.log")
+        assert len(idlers) == 2 and not any(alive(p) for p in idlers)
+        assert server.poll() is None  # the attached server itself is not ours
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
+def test_server_that_never_starts_loses_no_route(run_env) -> None:
+    """CARLA exiting at start (as 0.9.15 does on some datacenter GPUs) is no route's fault: the shard stops with an
+    error and no zero-score records, and a rerun with a working server runs every route once."""
+    cfg, state = run_env
+    broken = f"{sys.executable} -c 'import sys; sys.exit(1)' -carla-rpc-port={{port}}"
+    cfg1 = dataclasses.replace(cfg, gpus=(0,), server_cmd=broken, max_server_failures=3)
+    result = run_evaluation(cfg1)
+    assert not result.ok and list(result.shard_errors) == [0] and "no CARLA server" in result.shard_errors[0]
+    assert result.records == [] and sorted(result.missing) == IDS
+    assert runs(state) == []  # the evaluator never ran
+    result = run_evaluation(dataclasses.replace(cfg, gpus=(0,)))
+    assert_one_record_each(cfg, result)
+    assert done_counts(state) == Counter(IDS)

@@ -195,3 +195,28 @@ def test_with_the_real_driving_policy(tmp_path):
     assert agent.failures == 0
     assert all(np.isfinite(c).all() and -1 <= c[0] <= 1 and 0 <= c[1] <= 1 and c[2] in (0.0, 1.0) for c in log.controls)
     assert "policy_ms" in agent.last_timings
+
+
+def test_metric_info_feeds_the_comfort_tool(tmp_path):
+    """The file the agent writes during a closed-loop drive is what `bench2drive_eval` comfort reads: found under
+    SAVE_PATH/<save_name>, one sample per tick, CARLA units (a left turn is a negative yaw rate in deg/s)."""
+    comfort = pytest.importorskip("bench2drive_eval.comfort")
+    cl = H.curve_centreline(radius=30.0, angle_deg=90.0, straight=20.0)
+    save_name = "RouteScenario_7_rep0_Town01_T_Junction_1_3_01_02_03_04_05"
+    agent = _agent(tmp_path, H.RouteFollowingPolicy(cl, target_speed=7.0), cl, name=save_name)
+    log = H.drive(agent, _start(cl), H.SensorModel(LAT_REF, LON_REF), 300, lambda k, v: H.synthetic_frames(160, 90, k))
+    agent.destroy()
+    record = {"route_id": "RouteScenario_7_rep0", "save_name": save_name}
+    res = comfort.comfort([record], tmp_path / "out")
+    assert res.skipped == {} and set(res.per_route) == {"RouteScenario_7_rep0"}
+    kin = comfort._load(comfort.metric_info_path(tmp_path / "out", save_name))
+    assert len(kin) == len(log.poses) == 300
+    yaw_rate = kin.angular_velocity[:, 2]
+    # left arc of 30 m at 6-7 m/s: v / R = 0.2-0.23 rad/s = 11.5-13.4 deg/s (the PID's steering swings add up to
+    # about 10 deg/s on top), negative in CARLA's left-handed frame; in rad/s it would stay below 0.5
+    assert -30.0 < yaw_rate.min() < -10.0 and yaw_rate.max() < 2.0
+    # official quirk: deg/s checked against 0.95 "rad/s", so every 20-sample window inside the arc fails
+    in_arc = (np.abs(yaw_rate[: len(yaw_rate) // 20 * 20]).reshape(-1, 20) > 1.0).all(axis=1)
+    assert in_arc.sum() >= 3
+    assert not comfort.windows_pass(kin, comfort.ComfortConfig())[in_arc].any()
+    assert res.per_route["RouteScenario_7_rep0"] <= 1.0 - in_arc.sum() / in_arc.size + 1e-12
