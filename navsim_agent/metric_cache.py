@@ -6,12 +6,13 @@ The official scorer reads nothing but the metric cache, so a scene converted her
 
 - the ego state at t = 0 from the log, with NAVSIM's Pacifica parameters and, as OpenScene's ego status has none,
   zero steering angle and yaw rate;
-- the PDM-Closed reference from our own reference planner (`sim.epdms.pdm_closed`): the official planner needs a
-  nuPlan map API, which our procedural maps do not provide, so both scorers are given the same reference;
+- the PDM-Closed reference from our own reference planner (`sim.epdms.pdm_closed`) unless one is given (e.g. the
+  official planner's, `navsim_agent.official_pdm_closed`), so both scorers are given the same reference;
 - tracks read at 2 Hz (t = 0, 0.5, ..., 4 s) and interpolated to 10 Hz by the official `MetricCacheProcessor` code,
   and traffic lights sample-and-hold per 0.5 s frame, through a small stand-in for `NavSimScenario`;
-- the human future (8 poses at 0.5 s), the past human trajectory (-1.5 .. 0 s at 2 Hz), the route centreline as a
-  `PDMPath`, the on-route lane ids (every lane of a route roadblock) and a `PDMDrivableMap` of our map layers.
+- the human future (8 poses at 0.5 s), the past human trajectory (-1.5 .. 0 s at 2 Hz), PDM-Closed's Dijkstra
+  centreline (ours, `MapQueries.centerline`) as a `PDMPath`, the on-route lane ids (every lane of a route roadblock)
+  and a `PDMDrivableMap` of our map layers within nuPlan's 100 m proximity square.
 
 navsim and nuplan-devkit are imported lazily; they are not on PyPI (see docs/navsim_crosscheck.md).
 """
@@ -27,6 +28,7 @@ from typing import Any
 
 import numpy as np
 from shapely.geometry import Point
+from shapely.geometry import box as shapely_box
 
 from sim.scene import (
     AG_HEADING,
@@ -103,8 +105,9 @@ class MetricCacheConfig:
     leaves them out of the drivable polygons. True keeps our scene's own semantics so that the cross-check compares
     scorers, not map conventions.
     `map_radius`: like `PDMDrivableMap.from_simulation` in the metric cache (PDM-Closed's 100 m), only roadblocks
-    (with their lanes), intersections and car parks within this distance of the ego's box centre at t = 0 enter the
-    drivable map; None takes the whole map.
+    (with all their lanes), intersections and car parks whose polygon meets the axis-aligned square of this half-side
+    around the ego's box centre at t = 0 enter the drivable map (nuPlan's `get_proximal_map_objects`); None takes the
+    whole map.
     """
 
     horizon_s: float = 4.0
@@ -212,8 +215,14 @@ def drivable_area_map(ns: SimpleNamespace, scene: Scene, config: MetricCacheConf
     layer = ns.SemanticMapLayer
     m = scene.map
 
-    def near(poly) -> bool:
-        return centre is None or config.map_radius is None or poly.distance(centre) <= config.map_radius
+    if centre is None or config.map_radius is None:
+        patch = None
+    else:
+        r = config.map_radius
+        patch = shapely_box(centre.x - r, centre.y - r, centre.x + r, centre.y + r)
+
+    def near(poly) -> bool:  # nuPlan's get_proximal_map_objects: intersects the square [centre +- radius]
+        return patch is None or poly.intersects(patch)
 
     connector_blocks = {lane.roadblock_id for lane in m.lanes.values() if lane.is_connector}
     kept_blocks = {rb.id for rb in m.roadblocks.values() if near(rb.polygon)}
@@ -241,10 +250,11 @@ def drivable_area_map(ns: SimpleNamespace, scene: Scene, config: MetricCacheConf
 
 
 def centerline_path(ns: SimpleNamespace, scene: Scene) -> Any:
-    """The route centreline as a `PDMPath` (duplicate vertices dropped: PDMPath interpolates over arc length)."""
-    line = scene.route.centerline
-    keep = np.concatenate([[True], np.hypot(*np.diff(line[:, :2], axis=0).T) > 1e-9])
-    return ns.PDMPath([ns.StateSE2(*row) for row in line[keep]])
+    """Our PDM centreline (`MapQueries.centerline`: the Dijkstra path over lane successors) as a `PDMPath`."""
+    from sim.epdms.mapquery import MapQueries
+
+    poses = MapQueries.of(scene).centerline.poses
+    return ns.PDMPath([ns.StateSE2(x, y, h) for x, y, h in poses])
 
 
 def reference_states(scene: Scene, epdms_config: Any = None) -> np.ndarray:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from shapely.geometry import Point
+from shapely.geometry import box as shapely_box
 
 from navsim_agent.metric_cache import (
     MetricCacheConfig,
@@ -105,14 +106,15 @@ class SceneMapApi:
         return None
 
     def get_proximal_map_objects(self, point: Any, radius: float, layers: list) -> dict:
-        centre = Point(point.x, point.y)
+        # NuPlanMap: objects whose geometry intersects the axis-aligned square of half-side `radius`
+        patch = shapely_box(point.x - radius, point.y - radius, point.x + radius, point.y + radius)
         source = {
             self._layer.ROADBLOCK: list(self.blocks.values()),
             self._layer.ROADBLOCK_CONNECTOR: list(self.connector_blocks.values()),
             self._layer.INTERSECTION: self.intersections,
             self._layer.CARPARK_AREA: self.carparks,
         }
-        return {layer: [o for o in source.get(layer, []) if o.polygon.distance(centre) <= radius] for layer in layers}
+        return {layer: [o for o in source.get(layer, []) if o.polygon.intersects(patch)] for layer in layers}
 
 
 def route_roadblock_ids(scene: Scene) -> list[str]:

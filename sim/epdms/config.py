@@ -116,11 +116,17 @@ class PDMClosedConfig:
     decel_max: float = 3.0
     lateral_offsets: tuple[float, ...] = (-1.0, 1.0)
     horizon_s: float = 5.0
-    idm_exponent: float = 4.0
+    idm_exponent: float = 10.0  # `BatchIDMPolicy.propagate` hard-codes 10 (nuPlan's agent IDM uses 4)
+    leading_agent_update_rate: int = 2  # `PDMGenerator`: leaders re-queried at every 2nd step only
+    observation_sample_res: int = 2  # `PDMObservation`: the forecast moves every 2nd step, held in between
+    map_radius: float = 100.0  # `PDMObservation`: objects whose centre is farther from the ego centre are ignored
 
     def __post_init__(self) -> None:
         _positive(self, "fallback_target_velocity", "min_gap_to_lead_agent", "headway_time", "accel_max", "decel_max")
-        _positive(self, "horizon_s", "idm_exponent")
+        _positive(self, "horizon_s", "idm_exponent", "leading_agent_update_rate", "map_radius")
+        for name in ("leading_agent_update_rate", "observation_sample_res"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) > 0):
+                raise ValueError(f"PDMClosedConfig.{name} must be a positive int, got {getattr(self, name)!r}")
         if not self.speed_limit_fractions or any(not (0 < f <= 1.0) for f in self.speed_limit_fractions):
             raise ValueError(
                 f"PDMClosedConfig.speed_limit_fractions must lie in (0, 1], got {self.speed_limit_fractions}"
@@ -172,8 +178,13 @@ class ScorerConfig:
     ec_yaw_accel_threshold: float = 0.1
     ec_frame_offset_s: float = 0.5
     history_s: float = 1.5
+    # the metric cache's drivable map: map objects meeting the square of this half-side around the ego centre at t = 0
+    # (PDMDrivableMap.from_simulation with map_radius 100); None uses the whole map
+    drivable_map_radius: float | None = 100.0
 
     def __post_init__(self) -> None:
+        if self.drivable_map_radius is not None:
+            _positive(self, "drivable_map_radius")
         _positive(self, "progress_weight", "ttc_weight", "lane_keeping_weight", "history_comfort_weight")
         _positive(self, "two_frame_extended_comfort_weight", "driving_direction_horizon", "stopped_speed_threshold")
         _positive(self, "driving_direction_compliance_threshold", "driving_direction_violation_threshold")

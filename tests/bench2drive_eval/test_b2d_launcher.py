@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -228,6 +229,14 @@ def test_attach_to_running_servers(run_env) -> None:
         [sys.executable, str(FAKES / "fake_carla_server.py"), f"-carla-rpc-port={port}"], start_new_session=True
     )
     try:
+        deadline = time.monotonic() + 30.0  # a loaded CI machine can take seconds to start the fake server
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "fake CARLA server did not start listening"
+                time.sleep(0.05)
         cfg = dataclasses.replace(cfg, server_mode="attach", attach=(f"127.0.0.1:{port}",))
         result = run_evaluation(cfg)
         assert_one_record_each(cfg, result)

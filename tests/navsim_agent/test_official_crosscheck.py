@@ -147,7 +147,7 @@ def test_red_on_route_connectors_become_red_light_objects():
     assert tokens == {f"red_light_{cid}" for cid in red_now}
 
 
-# ---- disagreements found by this cross-check (strict: they start failing once sim.epdms is fixed) ----
+# ---- disagreements found by this cross-check, now fixed (regression tests) ----
 
 
 def test_stationary_human_does_not_lift_ep():
@@ -160,16 +160,10 @@ def test_stationary_human_does_not_lift_ep():
     assert score_proposals(scene, stay).table[0, EP] == 0.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the metric cache's drivable map holds only map objects within 100 m of the ego centre at t = 0 "
-    "(PDMDrivableMap.from_simulation, map_radius 100); sim.epdms uses the whole map, so a plan ending beyond "
-    "that disc keeps DAC 1 in ours but gets DAC 0 from NAVSIM.",
-)
 def test_drivable_area_is_limited_to_the_map_radius():
     scene = generate_scene("merge", 0)
     t = 0.5 * np.arange(1, 9)
-    fast = np.stack([35.0 * t, 0 * t, 0 * t], axis=-1)[None]  # 140 m in 4 s: beyond the 100 m disc
+    fast = np.stack([35.0 * t, 0 * t, 0 * t], axis=-1)[None]  # 140 m in 4 s: beyond the 100 m proximity square
     ref = reference_states(scene)
     whole = official_score(scene_to_metric_cache(scene, reference=ref, config=MetricCacheConfig(map_radius=None)), fast)
     official = official_score(scene_to_metric_cache(scene, reference=ref), fast)
@@ -178,28 +172,22 @@ def test_drivable_area_is_limited_to_the_map_radius():
     assert score_proposals(scene, fast).table[0, 1] == official.table[0, 1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sim.epdms.pdm_closed is not the official PDM-Closed: official BatchIDMPolicy uses acceleration exponent "
-    "10 (hard-coded), explicit Euler steps and re-queries the leading agent on the forecast occupancy map every step; "
-    "ours uses exponent 4, trapezoidal steps and a fixed lead gap. Free-road references end 0.1-2.2 m apart.",
+@pytest.mark.parametrize(
+    ("family", "seed"),
+    # curve seed 1: a free proposal inherits the leader speed of the proposal before it (the generator's shared row);
+    # static_obstacle: the reference stays in its lane behind the obstacle; red_light: stops at the connector
+    [("straight_road", 0), ("hard_brake", 0), ("curve", 1), ("static_obstacle", 0), ("red_light", 0)],
 )
-@pytest.mark.parametrize("family", ["straight_road", "hard_brake"])
-def test_reference_planner_matches_official_pdm_closed(family):
+def test_reference_planner_matches_official_pdm_closed(family, seed):
     from navsim_agent.official_pdm_closed import official_reference_states
 
-    scene = generate_scene(family, 0)
+    scene = generate_scene(family, seed)
     official, _ = official_reference_states(scene)
     ours = reference_states(scene)
-    np.testing.assert_allclose(ours[:41, :2], official[:41, :2], atol=0.05)
+    np.testing.assert_allclose(ours[:41, :2], official[:41, :2], atol=1e-9)
+    np.testing.assert_allclose(np.cos(ours[:41, 2] - official[:41, 2]), 1.0, atol=1e-12)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="NAVSIM's centreline is PDM-Closed's Dijkstra path along lane successors from the starting lane (lowest "
-    "heading error), so it never changes lanes inside a roadblock; our route centreline follows the scene's lane "
-    "change (3.5 m apart on lane_change seed 0), which changes EP projections and LK.",
-)
 def test_route_centerline_is_the_official_dijkstra_centerline():
     from navsim_agent.metric_cache import centerline_path, require_navsim
     from navsim_agent.official_pdm_closed import official_reference_states
@@ -208,4 +196,4 @@ def test_route_centerline_is_the_official_dijkstra_centerline():
     _, official = official_reference_states(scene)
     ours = centerline_path(require_navsim(), scene).linestring
     gaps = [ours.distance(official.linestring.interpolate(d)) for d in np.linspace(0, 120, 61)]
-    assert max(gaps) < 0.05
+    assert max(gaps) < 1e-9
