@@ -143,7 +143,7 @@ def _reference(scene: Scene, obs: Observation, init: np.ndarray, config: EpdmsCo
 def _compute_reference(
     scene: Scene, obs: Observation, init: np.ndarray, config: EpdmsConfig
 ) -> tuple[np.ndarray, np.ndarray]:
-    mq = MapQueries.of(scene)
+    mq = MapQueries.of(scene, config.scorer.drivable_map_radius)
     sc = config.scorer
     params = scene.ego_params
     dt = config.simulation.interval
@@ -202,7 +202,7 @@ def score_proposals(
     k = plans.shape[0]
     dt = sim_cfg.interval
     params = scene.ego_params
-    mq = MapQueries.of(scene)
+    mq = MapQueries.of(scene, sc.drivable_map_radius)
     init = initial_state_from_scene(scene)
     obs, history = _cached(
         scene,

@@ -100,7 +100,7 @@ def planner_observation(
     states = np.repeat(st0[idx, None], t_n, axis=1)
     states[:, :, :2] += steps[None, :, None] * dxy[idx, None, :]
     states[:, :, 3:5] = dxy[idx, None, :]
-    red_masks = np.array([[bool(m[0])] * t_n for m in obs.red_masks if m[0]], dtype=bool).reshape(len(red_all), t_n)
+    red_masks = np.repeat(obs.red_masks[obs.red_masks[:, 0], :1], t_n, axis=1)  # the state at t = 0 throughout
     view = Observation(
         tuple(obs.ids[i] for i in idx),
         obs.types[idx],

@@ -49,7 +49,7 @@ from epdms_fixtures import agent_track, ego_log, junction, straight_plan, straig
 
 from sim.epdms.comfort import comfort_flags, history_states, two_frame_extended_comfort  # noqa: E402
 from sim.epdms.config import ScorerConfig  # noqa: E402
-from sim.epdms.mapquery import MapQueries  # noqa: E402
+from sim.epdms.mapquery import MapQueries, proximal  # noqa: E402
 from sim.epdms.observation import build_observation, on_route_lane_ids  # noqa: E402
 from sim.epdms.scorer import normalise_progress, score_states  # noqa: E402
 from sim.epdms.simulation import initial_state_from_scene, simulate_plans  # noqa: E402
@@ -130,23 +130,24 @@ def _metric_cache_objects(scene: Scene, replay: bool = True):
         )
     observation = PDMObservation(SAMPLING, SAMPLING, 100, observation_sample_res=1, extend_observation_for_ttc=False)
     observation.update_detections_tracks(tracks, lights, route_dict, compute_traffic_light_data=True)
+    # the metric cache's drivable map (nuPlan's 100 m proximity square) and PDM-Closed's Dijkstra centreline
+    mq = MapQueries.of(scene)
     tokens, types, geoms = [], [], []
     m = scene.map
-    for lid, lane in m.lanes.items():
+    for lid in mq.lane_ids:
         tokens.append(lid)
-        types.append(SemanticMapLayer.LANE_CONNECTOR if lane.is_connector else SemanticMapLayer.LANE)
-        geoms.append(lane.polygon)
-    for layer, typ in ((m.roadblocks, SemanticMapLayer.ROADBLOCK), (m.intersections, SemanticMapLayer.INTERSECTION)):
-        for aid, area in layer.items():
-            tokens.append(aid)
-            types.append(typ)
-            geoms.append(area.polygon)
-    for aid, area in m.carparks.items():
-        tokens.append(aid)
-        types.append(SemanticMapLayer.CARPARK_AREA)
-        geoms.append(area.polygon)
+        types.append(SemanticMapLayer.LANE_CONNECTOR if m.lanes[lid].is_connector else SemanticMapLayer.LANE)
+        geoms.append(m.lanes[lid].polygon)
+    layers = ((m.roadblocks, SemanticMapLayer.ROADBLOCK), (m.intersections, SemanticMapLayer.INTERSECTION))
+    for layer, typ in (*layers, (m.carparks, SemanticMapLayer.CARPARK_AREA)):
+        areas = list(layer.values())
+        for area, near in zip(areas, proximal([a.polygon for a in areas], mq.centre, mq.map_radius)):
+            if near:
+                tokens.append(area.id)
+                types.append(typ)
+                geoms.append(area.polygon)
     drivable = PDMDrivableMap(tokens, types, np.array(geoms, dtype=object))
-    centerline = PDMPath([StateSE2(*p) for p in scene.route.centerline])
+    centerline = PDMPath([StateSE2(*p) for p in mq.centerline.poses])
     past = InterpolatedTrajectory([_ego_state(scene, scene.current_index + d) for d in (-15, -10, -5, 0)])
     return cfg, obs, observation, centerline, list(route), drivable, past
 
