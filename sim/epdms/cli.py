@@ -188,6 +188,53 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0 if all(r.valid for r in rows) else 1
 
 
+#: Reference plans a user can score without a model: the logged expert and NAVSIM's constant-velocity baseline.
+BASELINES = ("human", "constant_velocity")
+
+
+def baseline_plan(scene: Scene, kind: str) -> np.ndarray:
+    """(8, 3) plan in the rear-axle frame: the logged human future, or NAVSIM's `ConstantVelocityAgent` (the current
+    speed held straight ahead along the current heading)."""
+    if kind == "human":
+        return scene.human_trajectory()
+    if kind == "constant_velocity":
+        speed = float(np.hypot(*scene.ego[scene.current_index, 3:5]))
+        t = 0.5 * np.arange(1, 9)
+        return np.stack([speed * t, np.zeros(8), np.zeros(8)], axis=1)
+    raise ValueError(f"unknown baseline {kind!r}; choose one of {', '.join(BASELINES)}")
+
+
+def write_baseline_trajectories(scenes: str | Path, kind: str, out: str | Path) -> int:
+    """Write token -> baseline plan for every readable scene of a folder as an .npz (atomically); returns the count."""
+    import io
+
+    from sim.scene_io import atomic_write_bytes
+
+    plans: dict[str, np.ndarray] = {}
+    for f in list_scene_files(scenes):
+        try:
+            scene = load_scene(f)
+            plans[scene.token] = baseline_plan(scene, kind)
+        except (ValueError, OSError) as exc:  # one unreadable scene must not stop the others
+            logger.warning("skipping %s: %s", f.name, exc)
+    if not plans:
+        raise ValueError(f"no readable scenes in {scenes}")
+    buf = io.BytesIO()
+    np.savez(buf, **plans)
+    atomic_write_bytes(out, buf.getvalue())
+    return len(plans)
+
+
+def _cmd_baseline(args: argparse.Namespace) -> int:
+    try:
+        n = write_baseline_trajectories(args.scenes, args.agent, args.out)
+    except (FileNotFoundError, ValueError) as exc:
+        logger.error("%s", exc)
+        return 2
+    logger.info("wrote %d %s plans to %s", n, args.agent, args.out)
+    return 0
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser("epdms", help="NAVSIM v2 EPDMS scoring of trajectories on scenes")
     sub = parser.add_subparsers(dest="epdms_command", metavar="ACTION")
@@ -201,6 +248,11 @@ def register(subparsers) -> None:
     s.add_argument("--native-10hz", action="store_true", help="use 10 Hz agents/history instead of NAVSIM's 2 Hz")
     s.add_argument("--ep-normalisation", choices=("pair", "batch"), default="pair")
     s.set_defaults(func=_cmd_score)
+    b = sub.add_parser("baseline", help="write a trajectory file of a reference agent (human, constant velocity)")
+    b.add_argument("--scenes", required=True, help="folder of *.scene.json.gz scenes")
+    b.add_argument("--agent", choices=BASELINES, default="constant_velocity")
+    b.add_argument("--out", required=True, help=".npz to write (token -> (8, 3))")
+    b.set_defaults(func=_cmd_baseline)
 
     def _help(args: argparse.Namespace) -> int:
         parser.print_help()

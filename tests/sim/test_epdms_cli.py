@@ -148,3 +148,33 @@ def test_two_stage_group_with_a_failed_follow_up_is_left_out(tmp_path):
     )
     assert math.isclose(float(by["extended_pdm_score_combined"]["score"]), g1 / 2)
     assert all(by[t]["valid"] == "False" for t in ("extended_pdm_score_stage_one", "extended_pdm_score_combined"))
+
+
+def test_baseline_trajectory_files_score_end_to_end(tmp_path):
+    """`epdms baseline` writes plans the scorer reads; the logged expert scores perfectly on the hard constraints."""
+    from irlvla.cli import main
+    from sim.scenarios import generate_scene
+    from sim.scene_io import save_scene
+
+    scenes = tmp_path / "scenes"
+    for family, seed in (("straight_road", 0), ("curve", 1)):
+        save_scene(generate_scene(family, seed), scenes / f"{family}_{seed}")
+    (scenes / "broken.scene.json.gz").write_bytes(b"not gzip")  # skipped with a warning, not fatal
+    for agent in ("human", "constant_velocity"):
+        traj = tmp_path / f"{agent}.npz"
+        assert main(["epdms", "baseline", "--scenes", str(scenes), "--agent", agent, "--out", str(traj)]) == 0
+        plans = np.load(traj)
+        assert len(plans.files) == 2 and all(plans[k].shape == (8, 3) for k in plans.files)
+        out = tmp_path / f"{agent}.csv"
+        assert main(["epdms", "score", "--scenes", str(scenes), "--trajectories", str(traj), "--out", str(out)]) == 0
+    cv = np.load(tmp_path / "constant_velocity.npz")
+    for k in cv.files:  # straight ahead, evenly spaced: x_i = v * 0.5 * i
+        np.testing.assert_allclose(cv[k][:, 1:], 0.0)
+        np.testing.assert_allclose(np.diff(cv[k][:, 0]), cv[k][0, 0])
+    rows = (tmp_path / "human.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    for row in rows[1:3]:
+        cells = dict(zip(header, row.split(",")))
+        for m in ("no_at_fault_collisions", "drivable_area_compliance", "traffic_light_compliance"):
+            assert float(cells[f"{m}_stage_one"]) == 1.0
+    assert main(["epdms", "baseline", "--scenes", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.npz")]) == 2
