@@ -25,21 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
+from sim.epdms.config import METRIC_NAMES
 from sim.scene import EGO_VX, Scene
 
 logger = logging.getLogger(__name__)
 
-METRICS: tuple[str, ...] = (
-    "no_at_fault_collisions",
-    "drivable_area_compliance",
-    "driving_direction_compliance",
-    "traffic_light_compliance",
-    "ego_progress",
-    "time_to_collision_within_bound",
-    "lane_keeping",
-    "history_comfort",
-    "two_frame_extended_comfort",
-)
+METRICS: tuple[str, ...] = METRIC_NAMES
 ANCHORS_PATH = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "navsim" / "trajectory_anchors_256.npy"
 
 

@@ -13,19 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from navsim_agent.metric_cache import require_navsim
+from sim.epdms.config import METRIC_NAMES
 
 logger = logging.getLogger(__name__)
 
-SUB_METRICS: tuple[str, ...] = (
-    "no_at_fault_collisions",
-    "drivable_area_compliance",
-    "driving_direction_compliance",
-    "traffic_light_compliance",
-    "ego_progress",
-    "time_to_collision_within_bound",
-    "lane_keeping",
-    "history_comfort",
-)
+SUB_METRICS: tuple[str, ...] = METRIC_NAMES[:8]  # all but EC, which comes from two frames
 
 
 @dataclass

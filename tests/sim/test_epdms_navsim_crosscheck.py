@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from epdms_fixtures import agent_track, ego_log, junction, straight_plan, straight_road  # noqa: E402
 
 from sim.epdms.comfort import comfort_flags, history_states, two_frame_extended_comfort  # noqa: E402
-from sim.epdms.config import ScorerConfig  # noqa: E402
+from sim.epdms.config import METRIC_NAMES, ScorerConfig  # noqa: E402
 from sim.epdms.mapquery import MapQueries, proximal  # noqa: E402
 from sim.epdms.observation import build_observation, on_route_lane_ids  # noqa: E402
 from sim.epdms.scorer import normalise_progress, score_states  # noqa: E402
@@ -187,16 +187,7 @@ def test_simulation_and_scores_match_the_official_scorer(case):
     cfg, obs, observation, centerline, route, drivable, past = _metric_cache_objects(scene)
     scorer = pdm_scorer.PDMScorer(SAMPLING, pdm_scorer.PDMScorerConfig(human_penalty_filter=False))
     rows = scorer.score_proposals(theirs, observation, centerline, route, drivable, human_past_trajectory=past)
-    cols = [
-        "no_at_fault_collisions",
-        "drivable_area_compliance",
-        "driving_direction_compliance",
-        "traffic_light_compliance",
-        "ego_progress",
-        "time_to_collision_within_bound",
-        "lane_keeping",
-        "history_comfort",
-    ]
+    cols = list(METRIC_NAMES[:8])
     official = np.array([[float(r[c].iloc[0]) for c in cols] for r in rows])
     fs = score_states(ours, obs, MapQueries.of(scene), cfg, scene.ego_params, 0.1, history_states(scene, cfg))
     ep = normalise_progress(fs.progress, fs.multiplicative, 0.0, cfg.progress_distance_threshold, "batch")
@@ -279,16 +270,7 @@ def test_pdm_score_pipeline_with_human_filter_matches(case):
     simulator = pdm_simulator.PDMSimulator(SAMPLING)
     scorer = pdm_scorer.PDMScorer(SAMPLING, pdm_scorer.PDMScorerConfig(human_penalty_filter=True))
     policy = LogReplayTrafficAgents(SAMPLING)
-    cols = [
-        "no_at_fault_collisions",
-        "drivable_area_compliance",
-        "driving_direction_compliance",
-        "traffic_light_compliance",
-        "ego_progress",
-        "time_to_collision_within_bound",
-        "lane_keeping",
-        "history_comfort",
-    ]
+    cols = list(METRIC_NAMES[:8])
     for i, plan in enumerate(plans):
         result = pdm_score(cache, Trajectory(plan), SAMPLING, simulator, scorer, policy)
         row = result[0] if isinstance(result, tuple) else result
