@@ -141,18 +141,29 @@ def compare_scene(
     with_ec: bool = True,
     synthetic: bool = False,
     official_reference: bool = False,
+    reactive: bool = False,
 ) -> SceneComparison:
     """Score the standard proposals of `scene` with both scorers; EC needs `frame_offset_steps` more history.
 
     synthetic: score as a stage-two (synthetic) scene, i.e. without the human filter.
     official_reference: give the official scorer the official PDM-Closed reference and Dijkstra centreline
     (`navsim_agent.official_pdm_closed`) instead of ours, so the reference planner is compared too.
+    reactive: both sides use the reactive IDM traffic (official: `NavsimIDMTrafficAgents` on `SceneIdmMapApi`).
     """
     from navsim_agent.metric_cache import reference_states, scene_to_metric_cache
     from navsim_agent.official_scorer import official_score, official_two_frame_comfort
     from sim.epdms.api import score_proposals
+    from sim.epdms.config import EpdmsConfig, IDMTrafficConfig
 
     cfg = config or CrossCheckConfig()
+    ours_cfg = EpdmsConfig(reactive=reactive, traffic=IDMTrafficConfig(model="navsim"))
+
+    def official(sc: Scene, plans: np.ndarray):
+        if reactive:
+            from navsim_agent.official_idm import official_reactive_score
+
+            return official_reactive_score(cache(sc), sc, plans)
+        return official_score(cache(sc), plans)
 
     def cache(sc: Scene):
         if official_reference:
@@ -164,10 +175,10 @@ def compare_scene(
 
     names, plans = standard_proposals(scene, cfg, anchors)
     t0 = time.perf_counter()
-    off = official_score(cache(scene), plans)
+    off = official(scene, plans)
     t_off = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ours = score_proposals(scene, plans, stage_one=not synthetic)
+    ours = score_proposals(scene, plans, ours_cfg, stage_one=not synthetic)
     t_ours = time.perf_counter() - t0
     off_table = np.concatenate([off.table, np.full((len(plans), 1), np.nan)], axis=1)
     ours_table = ours.table.copy()
@@ -176,11 +187,11 @@ def compare_scene(
     if with_ec:
         prev_scene = _at_step(scene, scene.current_index - cfg.frame_offset_steps)
         _, prev_plans = standard_proposals(prev_scene, cfg, anchors)
-        prev_off = official_score(cache(prev_scene), prev_plans)
+        prev_off = official(prev_scene, prev_plans)
         ec = official_two_frame_comfort(off.states, prev_off.states, cfg.frame_offset_steps)
         off_table[:, -1] = ec
-        prev_ours = score_proposals(prev_scene, prev_plans, stage_one=not synthetic)
-        with_prev = score_proposals(scene, plans, previous=prev_ours, stage_one=not synthetic)
+        prev_ours = score_proposals(prev_scene, prev_plans, ours_cfg, stage_one=not synthetic)
+        with_prev = score_proposals(scene, plans, ours_cfg, previous=prev_ours, stage_one=not synthetic)
         ours_table, ours_epdms = with_prev.table, with_prev.epdms
     return SceneComparison(
         token=scene.token,
@@ -234,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--official-reference", action="store_true", help="official PDM-Closed reference and centreline on their side"
     )
+    p.add_argument("--reactive", action="store_true", help="reactive IDM traffic on both sides")
     p.add_argument("--out", type=Path, default=None, help="write the summary with every disagreement here")
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -251,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                         with_ec=not args.no_ec,
                         synthetic=args.synthetic,
                         official_reference=args.official_reference,
+                        reactive=args.reactive,
                     )
                 )
             except Exception as exc:  # a harness records per-item failures and goes on

@@ -26,7 +26,7 @@ from sim.epdms.aggregate import (
 )
 from sim.epdms.api import EpdmsResult, aggregate_epdms, score_proposals
 from sim.epdms.comfort import two_frame_extended_comfort
-from sim.epdms.config import EC, METRIC_NAMES, EpdmsConfig, ScorerConfig
+from sim.epdms.config import EC, METRIC_NAMES, EpdmsConfig, IDMTrafficConfig, ScorerConfig
 from sim.scene import Scene
 from sim.scene_io import SUFFIX, list_scene_files, load_scene
 
@@ -179,7 +179,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
         navsim_2hz_agents=not args.native_10hz,
         ep_normalisation=args.ep_normalisation,
     )
-    config = EpdmsConfig(scorer=scorer, reactive=args.reactive)
+    traffic = IDMTrafficConfig(model=args.reactive_model)
+    config = EpdmsConfig(scorer=scorer, traffic=traffic, reactive=args.reactive)
     try:
         rows, _ = run_score(args.scenes, args.trajectories, args.out, config, args.two_stage)
     except (FileNotFoundError, ValueError) as exc:
@@ -243,6 +244,12 @@ def register(subparsers) -> None:
     s.add_argument("--trajectories", required=True, help=".npz or .json mapping token -> (8, 3) poses at 0.5 s")
     s.add_argument("--out", required=True, help="CSV to write (atomically)")
     s.add_argument("--reactive", action="store_true", help="IDM background traffic instead of log replay")
+    s.add_argument(
+        "--reactive-model",
+        choices=("navsim", "logged_path"),
+        default="navsim",
+        help="with --reactive: the official NAVSIM IDM agents (default) or the faster logged-path variant",
+    )
     s.add_argument("--two-stage", metavar="MAPPING", help="JSON list [orig, prev, [[now, prev], ...]] (navhard)")
     s.add_argument("--no-human-filter", action="store_true", help="disable the stage-one human filter")
     s.add_argument("--native-10hz", action="store_true", help="use 10 Hz agents/history instead of NAVSIM's 2 Hz")

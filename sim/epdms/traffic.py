@@ -155,8 +155,15 @@ def idm_reactive(
     config: IDMTrafficConfig | None = None,
     dt: float = 0.1,
 ) -> Observation:
-    """Reactive traffic for each of K simulated ego rollouts (K, T, 11): an observation with a leading K axis."""
+    """Reactive traffic for each of K simulated ego rollouts (K, T, 11): an observation with a leading K axis.
+
+    `config.model == "navsim"` runs the official policy's algorithm (`sim.epdms.idm_navsim`) instead.
+    """
     cfg = config or IDMTrafficConfig()
+    if cfg.model == "navsim":
+        from sim.epdms.idm_navsim import idm_reactive_navsim
+
+        return idm_reactive_navsim(scene, obs, ego_states, params, cfg, dt)
     k, t_n = ego_states.shape[:2]
     a_n = len(obs.ids)
     states = np.broadcast_to(obs.states, (k,) + obs.states.shape).copy()

@@ -68,3 +68,12 @@ def test_standard_proposals_geometry():
 def test_load_anchors_missing_file_gives_none(tmp_path):
     assert load_anchors(8, tmp_path / "absent.npy").shape == (0, 8, 3)
     assert load_anchors(0).shape == (0, 8, 3)
+
+
+def test_official_idm_config_is_the_navhard_yaml_and_validates():
+    from navsim_agent.official_idm import OfficialIdmConfig
+
+    cfg = OfficialIdmConfig()
+    assert (cfg.target_velocity, cfg.accel_max, cfg.decel_max, cfg.idm_snap_threshold) == (10.0, 1.0, 2.0, 3.0)
+    with pytest.raises(ValueError, match="positive"):
+        OfficialIdmConfig(radius=-1.0)

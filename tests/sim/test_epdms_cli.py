@@ -178,3 +178,21 @@ def test_baseline_trajectory_files_score_end_to_end(tmp_path):
         for m in ("no_at_fault_collisions", "drivable_area_compliance", "traffic_light_compliance"):
             assert float(cells[f"{m}_stage_one"]) == 1.0
     assert main(["epdms", "baseline", "--scenes", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.npz")]) == 2
+
+
+@pytest.mark.parametrize("model", ["navsim", "logged_path"])
+def test_reactive_scoring_with_either_traffic_model(tmp_path, model):
+    from irlvla.cli import main
+    from sim.scenarios import generate_scene
+    from sim.scene_io import save_scene
+
+    scenes = tmp_path / "scenes"
+    save_scene(generate_scene("cut_in", 0), scenes / "cut_in_0")
+    traj = tmp_path / "human.npz"
+    assert main(["epdms", "baseline", "--scenes", str(scenes), "--agent", "human", "--out", str(traj)]) == 0
+    out = tmp_path / "reactive.csv"
+    args = ["epdms", "score", "--scenes", str(scenes), "--trajectories", str(traj), "--out", str(out)]
+    assert main([*args, "--reactive", "--reactive-model", model]) == 0
+    header, row = out.read_text().splitlines()[:2]
+    cells = dict(zip(header.split(","), row.split(",")))
+    assert cells["valid"] == "True" and 0.0 <= float(cells["score"]) <= 1.0

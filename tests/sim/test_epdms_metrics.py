@@ -23,7 +23,7 @@ from epdms_fixtures import (
 from sim.epdms import metrics
 from sim.epdms.api import score_proposals
 from sim.epdms.comfort import comfort_flags, two_frame_extended_comfort
-from sim.epdms.config import DAC, DDC, EC, EP, HC, LK, NC, TLC, TTC, ScorerConfig
+from sim.epdms.config import DAC, DDC, EC, EP, HC, LK, NC, TLC, TTC, IDMTrafficConfig, ScorerConfig
 from sim.epdms.mapquery import MapQueries
 from sim.epdms.scorer import normalise_progress
 from sim.epdms.simulation import S_AX, simulate_plans
@@ -434,6 +434,7 @@ def test_reactive_follower_brakes_where_log_replay_drives_through():
 
 
 def test_reactive_vehicle_keeps_its_lane_speed_limit():
+    # The "logged_path" model (the official one brakes for its lane's end instead; tests/sim/test_epdms_reactive.py).
     # nuPlan's IDMAgent replaces the configured 10 m/s target with its lane's speed limit (13.89 m/s here): a lone
     # vehicle at 13 m/s far ahead of the ego must not slow towards 10 m/s; IDM's free-road acceleration is
     # a_max (1 - (v / 13.89)^4) >= 0 and it never exceeds the limit.
@@ -442,7 +443,7 @@ def test_reactive_vehicle_keeps_its_lane_speed_limit():
 
     scene = straight_road([("lead", V, (5.0, 2.0), agent_track(60.0, 0.0, 13.0))])
     states = simulate_plans(straight_plan(10.0)[None], scene)
-    obs = idm_reactive(scene, build_observation(scene), states, P)
+    obs = idm_reactive(scene, build_observation(scene), states, P, IDMTrafficConfig(model="logged_path"))
     speed = obs.states[0, 0, :, 3]
     assert np.all(np.diff(speed) >= -1e-9)
     assert 13.0 <= speed[-1] <= 13.89
@@ -464,6 +465,7 @@ def _junction_with_stop_line(state):
 
 @pytest.mark.parametrize("state", [TrafficLightState.RED, TrafficLightState.GREEN])
 def test_reactive_vehicle_stops_at_the_stop_line_of_a_red_connector(state):
+    # The "logged_path" model: the official policy gets no traffic-light data (tests/sim/test_epdms_reactive.py).
     # IDMAgentManager puts the stop lines of red connectors on an agent's route into its occupancy map as standing
     # obstacles. The car's front starts at -27.75 m, 25.75 m before the line at x = -2; braking at most 2 m/s^2 from
     # 8 m/s needs 16 m, so on red its front stays behind x = -2 for all 4 s; on green it drives on past x = 0.
@@ -472,7 +474,7 @@ def test_reactive_vehicle_stops_at_the_stop_line_of_a_red_connector(state):
 
     scene = _junction_with_stop_line(state)
     states = sim_states(np.tile([-60.0, 0.0], (41, 1)))
-    obs = idm_reactive(scene, build_observation(scene), states, P)
+    obs = idm_reactive(scene, build_observation(scene), states, P, IDMTrafficConfig(model="logged_path"))
     front = obs.states[0, 0, :, 0] + 2.25
     if state == TrafficLightState.RED:
         assert front.max() <= -2.0 and obs.states[0, 0, -1, 3] < 4.0  # still closing in on the line, slowly
