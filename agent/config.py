@@ -20,6 +20,8 @@ from typing import Any
 
 from agent.model.vlm import VLMConfig
 from agent.types import PATH_PLAN_COMMANDS, SPEED_PLAN_COMMANDS
+from agent.validation import require_non_negative as _non_negative
+from agent.validation import require_positive as _positive
 
 logger = logging.getLogger(__name__)
 
@@ -34,18 +36,6 @@ SEG_CLASSES = ("background", "road", "walkway", "centerline", "static_object", "
 EPDMS_METRICS = ("nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "hc", "ec")
 #: Weighted-average terms of EPDMS and their weights (NAVSIM v2: EP 5, TTC 5, LK 2, HC 2, EC 2).
 EPDMS_AVG_WEIGHTS = {"ep": 5.0, "ttc": 5.0, "lk": 2.0, "hc": 2.0, "ec": 2.0}
-
-
-def _positive(name: str, **values: float) -> None:
-    for k, v in values.items():
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-            raise ValueError(f"{name}.{k} must be a positive finite number, got {v!r}")
-
-
-def _non_negative(name: str, **values: float) -> None:
-    for k, v in values.items():
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-            raise ValueError(f"{name}.{k} must be a non-negative finite number, got {v!r}")
 
 
 def _range(name: str, lo_hi: tuple[float, float]) -> None:

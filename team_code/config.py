@@ -13,19 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.validation import require_non_negative as _non_negative
+from agent.validation import require_positive as _positive
+
 logger = logging.getLogger(__name__)
-
-
-def _positive(owner: str, **values: float) -> None:
-    for name, v in values.items():
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-            raise ValueError(f"{owner}.{name} must be a positive finite number, got {v!r}")
-
-
-def _non_negative(owner: str, **values: float) -> None:
-    for name, v in values.items():
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-            raise ValueError(f"{owner}.{name} must be a non-negative finite number, got {v!r}")
 
 
 @dataclass

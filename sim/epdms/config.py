@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from agent.validation import require_positive
+
 METRIC_NAMES: tuple[str, ...] = (
     "no_at_fault_collisions",
     "drivable_area_compliance",
@@ -27,10 +29,7 @@ NC, DAC, DDC, TLC, EP, TTC, LK, HC, EC = range(9)
 
 
 def _positive(obj: object, *names: str) -> None:
-    for n in names:
-        v = getattr(obj, n)
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-            raise ValueError(f"{type(obj).__name__}.{n} must be a positive finite number, got {v!r}")
+    require_positive(type(obj).__name__, **{n: getattr(obj, n) for n in names})
 
 
 @dataclass(frozen=True)
