@@ -79,6 +79,33 @@ def done_counts(state: Path) -> Counter:
     return Counter(rid for rid, what in runs(state) if what == "done")
 
 
+def launcher_args(cfg, *extra: str) -> list[str]:
+    """`irlvla b2d eval` arguments for the fixture's routes on one GPU, fast polling."""
+    return [
+        "b2d", "eval", "--routes", str(cfg.routes), "--agent", str(cfg.agent), "--agent-config", "c.yaml",
+        "--out", str(cfg.out), "--gpus", "0", *extra,
+        "--base-port", str(cfg.base_port), "--poll", "0.05", "--route-timeout", "30",
+    ]  # fmt: skip
+
+
+def sigkill_launcher_after_two_routes(args: list[str], state: Path) -> None:
+    """Run the launcher as its own process and SIGKILL it once two routes are done, leaving its children behind."""
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "irlvla.cli", *args],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while sum(done_counts(state).values()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    launcher.send_signal(signal.SIGKILL)
+    launcher.wait()
+
+
 def pids(state: Path, name: str) -> list[int]:
     path = state / name
     return [int(line.split()[0]) for line in path.read_text().splitlines()] if path.is_file() else []
@@ -366,46 +393,8 @@ def test_eval_cli_end_to_end(run_env, caplog: pytest.LogCaptureFixture) -> None:
 def test_sigkilled_launcher_leaves_no_orphans_on_resume(run_env, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg, state = run_env
     monkeypatch.setenv("FAKE_B2D_ROUTE_SECONDS", "0.3")
-    repo = Path(__file__).resolve().parents[2]
-    args = [
-        "b2d",
-        "eval",
-        "--routes",
-        str(cfg.routes),
-        "--agent",
-        str(cfg.agent),
-        "--agent-config",
-        "c.yaml",
-        "--out",
-        str(cfg.out),
-        "--gpus",
-        "0",
-        "--server-mode",
-        "own",
-        "--evaluator-cmd",
-        EVALUATOR,
-        "--server-cmd",
-        SERVER,
-        "--base-port",
-        str(cfg.base_port),
-        "--poll",
-        "0.05",
-        "--route-timeout",
-        "30",
-    ]
-    env = {**os.environ, "PYTHONPATH": str(repo)}
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "irlvla.cli", *args],
-        cwd=repo,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while sum(done_counts(state).values()) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    launcher.send_signal(signal.SIGKILL)
-    launcher.wait()
+    args = launcher_args(cfg, "--server-mode", "own", "--evaluator-cmd", EVALUATOR, "--server-cmd", SERVER)
+    sigkill_launcher_after_two_routes(args, state)
     evaluator = pids(state, "evaluators.log")[-1]
     assert alive(evaluator)  # the orphaned evaluator keeps running after its launcher died
     monkeypatch.setenv("FAKE_B2D_ROUTE_SECONDS", "0.01")
@@ -431,44 +420,8 @@ def test_sigkilled_launcher_kills_the_evaluators_orphaned_server_on_resume(
     script.chmod(0o755)
     monkeypatch.setenv("FAKE_B2D_SPAWN_SERVER", "1")
     monkeypatch.setenv("FAKE_B2D_ROUTE_SECONDS", "0.3")
-    repo = Path(__file__).resolve().parents[2]
-    args = [
-        "b2d",
-        "eval",
-        "--routes",
-        str(cfg.routes),
-        "--agent",
-        str(cfg.agent),
-        "--agent-config",
-        "c.yaml",
-        "--out",
-        str(cfg.out),
-        "--gpus",
-        "0",
-        "--carla-root",
-        str(carla_root),
-        "--evaluator-cmd",
-        EVALUATOR,
-        "--base-port",
-        str(cfg.base_port),
-        "--poll",
-        "0.05",
-        "--route-timeout",
-        "30",
-    ]
-    env = {**os.environ, "PYTHONPATH": str(repo)}
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "irlvla.cli", *args],
-        cwd=repo,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while sum(done_counts(state).values()) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    launcher.send_signal(signal.SIGKILL)
-    launcher.wait()
+    args = launcher_args(cfg, "--carla-root", str(carla_root), "--evaluator-cmd", EVALUATOR)
+    sigkill_launcher_after_two_routes(args, state)
     server = pids(state, "servers.log")[-1]
     assert alive(server)  # the evaluator's server outlives the launcher
     monkeypatch.setenv("FAKE_B2D_ROUTE_SECONDS", "0.01")
