@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sim.epdms import EpdmsConfig, score_proposals
+from navsim_eval import EpdmsConfig, score_proposals
 
 ANCHORS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "navsim" / "trajectory_anchors_8192.npy"
 

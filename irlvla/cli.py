@@ -14,7 +14,7 @@ import sys
 # subcommand -> module exposing `register(subparsers)`; each module adds exactly that subcommand.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "scenes": ("sim.cli", "generate, inspect and render embedded-world scenes"),
-    "epdms": ("sim.epdms.cli", "NAVSIM v2 EPDMS scoring of trajectories on scenes"),
+    "epdms": ("navsim_eval.cli", "NAVSIM v2 EPDMS scoring of trajectories on scenes"),
     "b2d": ("bench2drive_eval.cli", "Bench2Drive evaluation launcher and metrics"),
     "model": ("agent.cli", "IRL-VLA model summaries"),
 }

@@ -1,0 +1,352 @@
+"""Per-scene map queries the scorer needs, vectorised over many points and cached on the map.
+
+Two things follow NAVSIM's metric cache rather than our whole scene:
+- The drivable map is `PDMDrivableMap.from_simulation(map_api, ego_state, 100)`: nuPlan's
+  `get_proximal_map_objects` keeps roadblocks, intersections and car parks whose polygon intersects the axis-aligned
+  square of half-side `map_radius` around the ego box centre at t = 0 (a square, not a disc), and the lanes are the
+  interior lanes of the kept roadblocks (whatever their own extent). DAC, DDC (on-route lanes), the multiple-lanes
+  test and every intersection test read this map only.
+- The centreline (EP projection, LK distance and PDM-Closed's paths) is PDM-Closed's `_get_discrete_centerline`:
+  a Dijkstra search over lane successors restricted to on-route lanes, from the starting lane to the last route
+  roadblock of a 30-roadblock window, concatenating the lanes' centreline points. It never changes lanes inside a
+  roadblock, unlike the scene route. Our `MapData` has the lane graph nuPlan's search needs (lane successors and
+  `roadblock_id`); the route's roadblocks in driving order stand for `route_roadblock_ids`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from scipy.spatial import cKDTree
+
+from navsim_eval.boxes import corners
+from sim.scene import Scene
+
+DEFAULT_MAP_RADIUS = 100.0  # MetricCacheProcessor._map_radius
+DIJKSTRA_SEARCH_DEPTH = 30  # AbstractPDMPlanner._get_discrete_centerline
+
+
+def _wrap(a):
+    """navsim's `normalize_angle` (arctan2 of sin and cos: (-pi, pi])."""
+    a = np.asarray(a)
+    return np.arctan2(np.sin(a), np.cos(a))
+
+
+def ego_box_centre(scene: Scene) -> np.ndarray:
+    """The ego's box centre (2,) at the current frame (rear axle moved forward by `rear_axle_to_center`)."""
+    x, y, h = scene.ego_pose()
+    d = scene.ego_params.rear_axle_to_center
+    return np.array([x + d * math.cos(h), y + d * math.sin(h)])
+
+
+def proximal(polygons: list, centre: np.ndarray, radius: float | None) -> np.ndarray:
+    """nuPlan's proximity test: which polygons intersect the square [centre +- radius] (all when radius is None)."""
+    if radius is None or not polygons:
+        return np.ones(len(polygons), dtype=bool)
+    patch = shapely.box(centre[0] - radius, centre[1] - radius, centre[0] + radius, centre[1] + radius)
+    return shapely.intersects(np.array(polygons, dtype=object), patch)
+
+
+def route_roadblock_ids(scene: Scene) -> list[str]:
+    """The route's roadblocks in driving order (NAVSIM's `route_roadblock_ids`, duplicates dropped)."""
+    return list(dict.fromkeys(scene.map.lanes[i].roadblock_id for i in scene.route.lane_ids))
+
+
+def route_lane_ids(scene: Scene) -> list[str]:
+    """PDM-Closed's `route_lane_dict` order: route roadblocks in order, each with its lanes in map order."""
+    by_block: dict[str, list[str]] = {}
+    for lid, lane in scene.map.lanes.items():
+        by_block.setdefault(lane.roadblock_id, []).append(lid)
+    return [lid for rb in route_roadblock_ids(scene) for lid in by_block.get(rb, [])]
+
+
+@dataclass(frozen=True)
+class DiscretePath:
+    """NAVSIM's `PDMPath`: poses (N, 3) with unwrapped headings, cumulative progress and a shapely line.
+
+    Consecutive lanes share their end points, so progress may repeat; `interpolate` follows scipy's `interp1d`
+    (left `searchsorted`), which never divides by a repeated progress value for distances inside the path.
+    """
+
+    poses: np.ndarray  # (N, 3) x, y, unwrapped heading
+    progress: np.ndarray  # (N,)
+
+    @classmethod
+    def of(cls, poses: np.ndarray) -> DiscretePath:
+        poses = np.array(poses, dtype=np.float64)
+        if poses.ndim != 2 or poses.shape[1] != 3 or len(poses) < 2:
+            raise ValueError(f"DiscretePath needs poses of shape (N >= 2, 3), got {poses.shape}")
+        poses[:, 2] = np.unwrap(poses[:, 2])
+        step = np.linalg.norm(np.diff(poses[:, :2], axis=0), axis=-1)
+        return cls(poses, np.cumsum(np.r_[0.0, step]))
+
+    @property
+    def length(self) -> float:
+        return float(self.progress[-1])
+
+    def linestring(self) -> shapely.LineString:
+        cached = self.__dict__.get("_line")
+        if cached is None:
+            cached = shapely.linestrings(self.poses[:, :2])
+            object.__setattr__(self, "_line", cached)
+        return cached
+
+    def project(self, xy: np.ndarray) -> np.ndarray:
+        """shapely `line_locate_point` of points (..., 2)."""
+        xy = np.asarray(xy, dtype=np.float64)
+        return shapely.line_locate_point(self.linestring(), shapely.points(xy.reshape(-1, 2))).reshape(xy.shape[:-1])
+
+    def interpolate(self, distances: np.ndarray) -> np.ndarray:
+        """Poses (..., 3) at the given progress values, clipped to [1e-5, length], headings wrapped to [-pi, pi)."""
+        d = np.clip(np.asarray(distances, dtype=np.float64), 1e-5, self.length)
+        hi = np.clip(np.searchsorted(self.progress, d, side="left"), 1, len(self.progress) - 1)
+        lo = hi - 1
+        x0, x1 = self.progress[lo], self.progress[hi]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slope = (self.poses[hi] - self.poses[lo]) / (x1 - x0)[..., None]
+            out = slope * (d - x0)[..., None] + self.poses[lo]
+        out[..., 2] = _wrap(out[..., 2])
+        out[np.isnan(out)] = 0.0
+        return out
+
+    def offset(self, lateral: float) -> DiscretePath:
+        """`parallel_discrete_path`: every pose moved `lateral` m to its left, headings kept."""
+        p = self.poses.copy()
+        p[:, 0] += np.cos(p[:, 2] + np.pi / 2) * lateral
+        p[:, 1] += np.sin(p[:, 2] + np.pi / 2) * lateral
+        return DiscretePath.of(p)
+
+    def substring(self, start: float, end: float) -> shapely.LineString:
+        """`PDMPath.substring`: the vertices with progress in [start, end], or shapely's substring if < 2 of them."""
+        start = float(np.clip(start, 0.0, self.length))
+        end = float(np.clip(end, 0.0, self.length))
+        keep = (start <= self.progress) & (self.progress <= end)
+        if keep.sum() > 1:
+            return shapely.LineString(self.poses[keep, :2])
+        from shapely.ops import substring
+
+        return substring(self.linestring(), start, end)
+
+
+def starting_lane(scene: Scene, kept_lanes: list[str], route_lanes: list[str]) -> str:
+    """`_get_starting_lane`: the on-route lane under the rear axle with the lowest heading error, else the on-route
+    lane containing the box centre or closest to the ego footprint."""
+    m = scene.map
+    x, y, h = scene.ego_pose()
+    on_route = set(route_lanes)
+    best, best_err = None, np.inf
+    for lid in kept_lanes:
+        lane = m.lanes[lid]
+        if lid not in on_route or not shapely.intersects_xy(lane.polygon, x, y):
+            continue
+        i = int(np.argmin(np.hypot(lane.centerline[:, 0] - x, lane.centerline[:, 1] - y)))
+        err = abs(float(_wrap(lane.headings[i] - h)))
+        if err < best_err:
+            best, best_err = lid, err
+    if best is not None:
+        return best
+    centre = ego_box_centre(scene)
+    p = scene.ego_params
+    foot = shapely.Polygon(corners(x, y, h, p.front_length, p.rear_length, p.width / 2.0))
+    closest = np.inf
+    for lid in route_lanes:
+        poly = m.lanes[lid].polygon
+        if shapely.contains_xy(poly, centre[0], centre[1]):
+            return lid
+        d = float(poly.distance(foot))
+        if d < closest:
+            best, closest = lid, d
+    if best is None:
+        raise ValueError(f"scene {scene.token}: the route has no lanes to start PDM-Closed's centreline from")
+    return best
+
+
+def dijkstra_lanes(scene: Scene, start: str, target_roadblock: str, candidates: list[str]) -> list[str]:
+    """nuPlan/PDM `Dijkstra.search`: cheapest successor chain (cost = lane length, start cost 1) from `start` to any
+    lane of `target_roadblock` over `candidates`; if none reaches it, the cheapest of the deepest expanded lanes."""
+    m = scene.map
+    allowed = set(candidates)
+    queue, dist, depth = [start], [1.0], [1]
+    parent: dict[str, str | None] = {start: None}
+    expanded: list[tuple[str, float, int]] = []
+    expanded_ids: set[str] = set()
+    end = None
+    while queue:
+        i = min(range(len(dist)), key=lambda j: (dist[j], j))
+        lid, d, dep = queue.pop(i), dist.pop(i), depth.pop(i)
+        if m.lanes[lid].roadblock_id == target_roadblock:
+            end = lid
+            break
+        expanded.append((lid, d, dep))
+        expanded_ids.add(lid)
+        for nxt in m.lanes[lid].successors:
+            if nxt not in allowed:
+                continue
+            alt = d + m.lanes[nxt].length
+            if nxt not in expanded_ids and nxt not in queue:
+                parent[nxt] = lid
+                queue.append(nxt)
+                dist.append(alt)
+                depth.append(dep + 1)
+            elif nxt in queue:
+                j = queue.index(nxt)
+                if alt < dist[j]:
+                    parent[nxt] = lid
+                    dist[j] = alt
+                    depth[j] = dep + 1
+    if end is None:
+        deepest = max(e[2] for e in expanded)
+        at_depth = [e for e in expanded if e[2] == deepest]
+        end = min(range(len(at_depth)), key=lambda j: (at_depth[j][1], j))
+        end = at_depth[end][0]
+    path = [end]
+    while parent[path[-1]] is not None:
+        path.append(parent[path[-1]])
+    return path[::-1]
+
+
+def pdm_centerline(scene: Scene, kept_lanes: list[str]) -> tuple[DiscretePath, str]:
+    """PDM-Closed's discrete centreline and its starting lane (see the module docstring)."""
+    route_lanes = route_lane_ids(scene)
+    start = starting_lane(scene, kept_lanes, route_lanes)
+    blocks = route_roadblock_ids(scene)
+    rb = scene.map.lanes[start].roadblock_id
+    i0 = blocks.index(rb) if rb in blocks else 0
+    window = blocks[i0 : i0 + DIJKSTRA_SEARCH_DEPTH]
+    lanes = dijkstra_lanes(scene, start, window[-1], route_lanes)
+    poses = np.concatenate(
+        [np.column_stack([scene.map.lanes[i].centerline, scene.map.lanes[i].headings]) for i in lanes]
+    )
+    return DiscretePath.of(poses), start
+
+
+class MapQueries:
+    """Prepared lane polygons (with bounding boxes), drivable and intersection areas and the PDM centreline.
+
+    map_radius: half-side of nuPlan's proximity square around the ego box centre at t = 0 (None: the whole map).
+    """
+
+    def __init__(self, scene: Scene, map_radius: float | None = DEFAULT_MAP_RADIUS) -> None:
+        if map_radius is not None and not (math.isfinite(map_radius) and map_radius > 0):
+            raise ValueError(f"MapQueries: map_radius must be a positive number or None, got {map_radius!r}")
+        m = scene.map
+        self.map_radius = map_radius
+        self.centre = ego_box_centre(scene)
+        rb_ids = list(m.roadblocks)
+        kept_rb = {
+            i for i, k in zip(rb_ids, proximal([m.roadblocks[i].polygon for i in rb_ids], self.centre, map_radius)) if k
+        }
+        # the drivable map lists lanes roadblock by roadblock (PDMDrivableMap.from_simulation)
+        self.lane_ids = [lid for rb in rb_ids if rb in kept_rb for lid, ln in m.lanes.items() if ln.roadblock_id == rb]
+        self.lane_polys = [m.lanes[i].polygon for i in self.lane_ids]
+        for p in self.lane_polys:
+            shapely.prepare(p)
+        self.lane_bounds = np.array([p.bounds for p in self.lane_polys]).reshape(-1, 4)
+        route = set(route_lane_ids(scene))
+        self.on_route = np.array([i in route for i in self.lane_ids], dtype=bool)
+        inter = [a.polygon for a in m.intersections.values()]
+        inter = [p for p, k in zip(inter, proximal(inter, self.centre, map_radius)) if k]
+        parks = [a.polygon for a in m.carparks.values()]
+        parks = [p for p, k in zip(parks, proximal(parks, self.centre, map_radius)) if k]
+        polys = [m.roadblocks[i].polygon for i in rb_ids if i in kept_rb] + inter + parks
+        self.drivable = shapely.union_all(polys) if polys else shapely.Polygon()
+        shapely.prepare(self.drivable)
+        self.intersection = shapely.union_all(inter) if inter else None
+        if self.intersection is not None:
+            shapely.prepare(self.intersection)
+        self.centerline, self.starting_lane = pdm_centerline(scene, self.lane_ids)
+        line = self.centerline.poses[:, :2]
+        keep = np.concatenate([[True], np.hypot(*np.diff(line, axis=0).T) > 1e-9])
+        self.line = line[keep]
+        self.arclength = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(self.line, axis=0).T))])
+        self.tree = cKDTree(self.line)
+
+    @classmethod
+    def of(cls, scene: Scene, map_radius: float | None = DEFAULT_MAP_RADIUS) -> MapQueries:
+        """Cached per (route, ego pose, radius) on the scene's map, which frames of one log share."""
+        store = scene.map.__dict__.setdefault("_epdms_queries", {})
+        key = (id(scene.route), scene.ego_pose().tobytes(), map_radius)
+        hit = store.get(key)
+        if hit is None or hit[0] is not scene.route:
+            hit = (scene.route, cls(scene, map_radius))
+            store[key] = hit
+        return hit[1]
+
+    def _lane_cells(self) -> dict[int, list[int]]:
+        """Grid cell key -> indices of lanes whose bounding box overlaps the cell."""
+        cells: dict[int, list[int]] = {}
+        c = self.CELL
+        for j, (x0, y0, x1, y1) in enumerate(self.lane_bounds):
+            for cx in range(int(np.floor(x0 / c)), int(np.floor(x1 / c)) + 1):
+                for cy in range(int(np.floor(y0 / c)), int(np.floor(y1 / c)) + 1):
+                    cells.setdefault(self._key(cx, cy), []).append(j)
+        return cells
+
+    CELL = 10.0
+    _OFFSET = 1 << 20
+
+    @classmethod
+    def _key(cls, cx, cy):
+        return (cx + cls._OFFSET) * (2 * cls._OFFSET) + (cy + cls._OFFSET)
+
+    def lane_membership(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sparse (point index, lane index) pairs of points (N, 2) strictly inside lane polygons.
+
+        Points are bucketed on a 10 m grid; each bucket is tested only against the lanes whose bounding box overlaps
+        that cell, with GEOS's prepared point-in-polygon (`contains_xy`).
+        """
+        if self.__dict__.get("_cells") is None:
+            self._cells = self._lane_cells()
+        cx = np.floor(xy[:, 0] / self.CELL).astype(np.int64)
+        cy = np.floor(xy[:, 1] / self.CELL).astype(np.int64)
+        keys = self._key(cx, cy)
+        order = np.argsort(keys, kind="stable")
+        sk = keys[order]
+        starts = np.flatnonzero(np.r_[True, sk[1:] != sk[:-1]])
+        ends = np.r_[starts[1:], len(sk)]
+        pts, lanes = [], []
+        for a, b in zip(starts.tolist(), ends.tolist()):
+            lane_list = self._cells.get(int(sk[a]))
+            if not lane_list:
+                continue
+            idx = order[a:b]
+            px, py = xy[idx, 0], xy[idx, 1]
+            for j in lane_list:
+                inside = shapely.contains_xy(self.lane_polys[j], px, py)
+                if inside.any():
+                    pts.append(idx[inside])
+                    lanes.append(np.full(int(inside.sum()), j))
+        if not pts:
+            return np.zeros(0, int), np.zeros(0, int)
+        return np.concatenate(pts), np.concatenate(lanes)
+
+    def in_drivable(self, xy: np.ndarray) -> np.ndarray:
+        return shapely.contains_xy(self.drivable, xy[..., 0], xy[..., 1])
+
+    def in_intersection(self, xy: np.ndarray) -> np.ndarray:
+        if self.intersection is None:
+            return np.zeros(xy.shape[:-1], dtype=bool)
+        return shapely.contains_xy(self.intersection, xy[..., 0], xy[..., 1])  # STRtree "within"
+
+    def project(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Arc length along and distance to the route centreline of points (..., 2), via the nearest segments."""
+        shape = xy.shape[:-1]
+        p = xy.reshape(-1, 2)
+        _, j = self.tree.query(p)
+        n = len(self.line)
+        best_d = np.full(len(p), np.inf)
+        best_s = np.zeros(len(p))
+        for off in (-2, -1, 0, 1):
+            i = np.clip(j + off, 0, n - 2)
+            a, b = self.line[i], self.line[i + 1]
+            ab = b - a
+            l2 = np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-12)
+            t = np.clip(np.einsum("ij,ij->i", p - a, ab) / l2, 0.0, 1.0)
+            d = np.hypot(*(a + t[:, None] * ab - p).T)
+            better = d < best_d
+            best_d = np.where(better, d, best_d)
+            best_s = np.where(better, self.arclength[i] + t * np.sqrt(l2), best_s)
+        return best_s.reshape(shape), best_d.reshape(shape)
