@@ -2,7 +2,7 @@
 
 Each feature pixel predicts a categorical depth distribution over D bins and a context vector; their outer product is
 a frustum of features that is placed in the ego frame with the camera intrinsics (adjusted for the resize/crop) and
-extrinsics, then summed into the BEV raster with one `index_add_`. The raster follows `agent.geometry`'s convention:
+extrinsics, then summed into the BEV raster with one `scatter_add_`. The raster follows `agent.geometry`'s convention:
 row 0 is farthest ahead (+x), column 0 leftmost (+y), ego (rear axle) at the centre.
 """
 
@@ -89,19 +89,32 @@ class LSSBEV(nn.Module):
         b, n = intrinsics.shape[:2]
         if feats.shape[0] != b * n:
             raise ValueError(f"LSSBEV: {feats.shape[0]} feature maps for {b} samples x {n} cameras")
+        return self.splat(feats, self.geometry_index(intrinsics, cam_to_ego), b)
+
+    def geometry_index(self, intrinsics: torch.Tensor, cam_to_ego: torch.Tensor) -> torch.Tensor:
+        """Flat BEV cell index (B*N*D*h*w,) of every frustum point: a function of the camera geometry only, so an
+        inference runtime computes it once per rig, outside the static graph (`torch.linalg.inv` neither exports to
+        standard ONNX nor captures in a CUDA graph)."""
+        return self.cell_index(self.ego_points(intrinsics, cam_to_ego)).reshape(-1)
+
+    def splat(self, feats: torch.Tensor, index: torch.Tensor, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features (B*N, C_in, h, w) + `geometry_index` -> encoded BEV (B, C_out, S, S) and depth (B*N, D, h, w)."""
         if tuple(feats.shape[-2:]) != tuple(self.frustum.shape[1:3]):
             raise ValueError(
                 f"LSSBEV: feature map {tuple(feats.shape[-2:])} does not match "
                 f"the frustum {tuple(self.frustum.shape[1:3])}"
             )
+        if index.shape != (feats.shape[0] * self.frustum[..., 0].numel(),):
+            raise ValueError(f"LSSBEV: geometry index {tuple(index.shape)} does not fit {feats.shape[0]} feature maps")
         x = self.depth_net(feats)
         depth = x[:, : self.num_bins].softmax(dim=1)
         context = x[:, self.num_bins :]
         # (B*N, D, h, w, C): every depth bin of every pixel carries depth-weighted context
         volume = depth.unsqueeze(-1) * context.permute(0, 2, 3, 1).unsqueeze(1)
         c = volume.shape[-1]
-        index = self.cell_index(self.ego_points(intrinsics, cam_to_ego)).reshape(-1)
         s = self.cfg.size
-        pooled = volume.new_zeros(b * s * s + 1, c).index_add_(0, index, volume.reshape(-1, c))
+        # scatter_add (not index_add_): the ONNX exporter turns it into ScatterElements(reduction="add"), while
+        # index_add_ becomes a plain ScatterElements that keeps one of several points per cell instead of their sum
+        pooled = volume.new_zeros(b * s * s + 1, c).scatter_add_(0, index[:, None].expand(-1, c), volume.reshape(-1, c))
         bev = pooled[:-1].view(b, s, s, c).permute(0, 3, 1, 2).contiguous()
         return self.encoder(bev), depth

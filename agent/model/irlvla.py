@@ -35,7 +35,7 @@ from agent.model.rwm import RewardWorldModel, rwm_loss
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("backbone", "bev", "perception", "planner", "rwm")
+STAGES = ("backbone", "bev", "heads", "planner", "rwm")
 
 
 @contextmanager
@@ -117,21 +117,36 @@ class IRLVLA(nn.Module):
     def perceive(self, batch: dict[str, torch.Tensor], timings: dict[str, float] | None = None) -> dict:
         """Images -> BEV -> perception outputs and the scene tokens the planner and RWM read."""
         self.check_batch(batch)
-        images = batch["images"]
-        b, n = images.shape[:2]
+        index = self.bev.geometry_index(batch["intrinsics"], batch["cam_to_ego"])
+        return self.perceive_indexed(
+            batch["images"], index, batch["ego"], batch["speed_probs"], batch["path_probs"], timings
+        )
+
+    def perceive_indexed(
+        self,
+        images: torch.Tensor,
+        bev_index: torch.Tensor,
+        ego: torch.Tensor,
+        speed_probs: torch.Tensor,
+        path_probs: torch.Tensor,
+        timings: dict[str, float] | None = None,
+    ) -> dict:
+        """`perceive` with the camera geometry already solved into `LSSBEV.geometry_index` (static-shape, no matrix
+        inverse: the part inference runtimes export and capture)."""
+        b = images.shape[0]
         dev = images.device
         with stage_timer(timings, "backbone", dev):
             feats = self.neck(self.backbone(images.flatten(0, 1)))
         with stage_timer(timings, "bev", dev):
-            bev, depth = self.bev(feats, batch["intrinsics"], batch["cam_to_ego"])
-        with stage_timer(timings, "perception", dev):
+            bev, depth = self.bev.splat(feats, bev_index, b)
+        with stage_timer(timings, "heads", dev):
             bev_d = self.bev_proj(bev)
             tokens = bev_d.flatten(2).transpose(1, 2) + self.bev_pos.unsqueeze(0)
             out: dict = {"bev": bev_d, "depth": depth}
             out.update(self.detection(tokens))
             out.update(self.map(tokens))
             out["seg_logits"] = self.seg(bev)
-            cmd = self.encode_commands(batch["ego"], batch["speed_probs"], batch["path_probs"])
+            cmd = self.encode_commands(ego, speed_probs, path_probs)
             out.update(cmd)
             out["ego_tokens"] = torch.stack(
                 [cmd["ego_status_token"], out["ego_token"], cmd["speed_token"], cmd["path_token"]], dim=1

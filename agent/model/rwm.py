@@ -26,7 +26,8 @@ def expected_submetrics(
     nc_logits: torch.Tensor, ddc_logits: torch.Tensor, binary_logits: torch.Tensor, ep_logit: torch.Tensor
 ) -> torch.Tensor:
     """Head outputs -> expected sub-metric values (..., 9) in EPDMS_METRICS order."""
-    levels = torch.tensor(_THREE_LEVELS, dtype=nc_logits.dtype, device=nc_logits.device)
+    # 0, 0.5, 1 built on the device (no host-to-device copy: capturable in a CUDA graph, a constant in ONNX)
+    levels = torch.arange(len(_THREE_LEVELS), dtype=nc_logits.dtype, device=nc_logits.device) * _THREE_LEVELS[1]
     nc = (nc_logits.softmax(-1) * levels).sum(-1)
     ddc = (ddc_logits.softmax(-1) * levels).sum(-1)
     binary = dict(zip(BINARY_METRICS, torch.sigmoid(binary_logits).unbind(-1)))
