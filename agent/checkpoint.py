@@ -164,6 +164,7 @@ RUNTIME_FIELDS = (
     "seed",
     "vlm.",
     "selection.",
+    "runtime.",
     "preprocess.jpeg_quality",
     "backbone.pretrained_path",
     "planner.anchors_path",

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.model.vlm import VLMConfig
+from agent.runtime.config import RuntimeConfig
 from agent.types import PATH_PLAN_COMMANDS, SPEED_PLAN_COMMANDS
 from agent.validation import require_non_negative as _non_negative
 from agent.validation import require_positive as _positive
@@ -396,6 +397,8 @@ class ModelConfig:
     rwm: RWMConfig = field(default_factory=RWMConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     vlm: VLMConfig = field(default_factory=VLMConfig)
+    #: inference backend and its options (agent/runtime; a runtime field: never shapes the weights)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def __post_init__(self) -> None:
         _positive("ModelConfig", d_model=self.d_model, num_heads=self.num_heads)

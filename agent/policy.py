@@ -18,7 +18,8 @@ import torch
 from agent.config import EPDMS_METRICS, ModelConfig
 from agent.model.irlvla import IRLVLA, build_model
 from agent.model.vlm import CommandResult, VLMCommandGuidance
-from agent.preprocess import preprocess_observation
+from agent.runtime.base import Runtime, build_runtime
+from agent.runtime.config import RuntimeConfig
 from agent.selection import select_candidate
 from agent.types import Observation, Trajectory, TrajectorySampling
 
@@ -127,6 +128,10 @@ class PlanResult:
         }
 
 
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+
+
 class DrivingPolicy:
     """Stateful wrapper (tick counter, latched VLM command) around the model for closed-loop driving."""
 
@@ -136,10 +141,15 @@ class DrivingPolicy:
         vlm: VLMCommandGuidance | None = None,
         device: str | torch.device = "cpu",
         use_vlm: bool = True,
+        runtime: RuntimeConfig | Runtime | None = None,
     ) -> None:
+        """`runtime`: a built `Runtime`, a `RuntimeConfig`, or None for the model config's `runtime` section."""
         self.cfg: ModelConfig = model.cfg
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        self.model = model.eval()
+        self.runtime = (
+            runtime if isinstance(runtime, Runtime) else build_runtime(model, runtime or self.cfg.runtime, device)
+        )
         self.use_vlm = use_vlm
         self._vlm = vlm
         self.tick = 0
@@ -174,6 +184,7 @@ class DrivingPolicy:
     def close(self) -> None:
         if self._vlm is not None:
             self._vlm.close()
+        self.runtime.close()
 
     # ------------------------------------------------------------------------------------------------- running
     def noise_for_tick(self, tick: int) -> torch.Tensor:
@@ -188,10 +199,6 @@ class DrivingPolicy:
         cfg = self.cfg
 
         t0 = time.perf_counter()
-        cams = preprocess_observation(obs, cfg.preprocess)
-        timings["preprocess"] = (time.perf_counter() - t0) * 1000.0
-
-        t0 = time.perf_counter()
         vlm = self.vlm
         commands = (
             vlm.commands(obs.images, obs.ego.speed, obs.ego.command, self.tick)
@@ -201,38 +208,31 @@ class DrivingPolicy:
         timings["vlm"] = (time.perf_counter() - t0) * 1000.0
 
         # the latched command as a one-hot, exactly as the planner was trained on auto-labelled commands (docs/vlm.md)
-        command_vec = torch.from_numpy(commands.as_vector()).unsqueeze(0)
+        command_vec = commands.as_vector()
         n_speed = cfg.num_speed_commands
-        dev = self.device
-        batch = {
-            "images": torch.from_numpy(cams.images).unsqueeze(0).to(dev),
-            "intrinsics": torch.from_numpy(cams.intrinsics).unsqueeze(0).to(dev),
-            "cam_to_ego": torch.from_numpy(cams.cam_to_ego).unsqueeze(0).to(dev),
-            "ego": torch.from_numpy(ego_features(obs)).unsqueeze(0).to(dev),
-            "speed_probs": command_vec[:, :n_speed].to(dev),
-            "path_probs": command_vec[:, n_speed:].to(dev),
-            "noise": (self.noise_for_tick(self.tick) if noise is None else noise).to(dev),
-        }
-        out = self.model(batch, mode="infer", timings=timings)
+        noise = self.noise_for_tick(self.tick) if noise is None else noise
+        out = self.runtime.infer(obs, ego_features(obs), command_vec[:n_speed], command_vec[n_speed:], noise, timings)
 
         t0 = time.perf_counter()
-        candidates = out["trajectories"][0].double().cpu().numpy()
-        confidences = torch.sigmoid(out["confidence_logits"][0]).double().cpu().numpy()
-        rewards = out["rwm"]["epdms"][0].double().cpu().numpy()
-        submetrics = out["rwm"]["metrics"][0].double().cpu().numpy()
+        candidates = out["trajectories"][0].astype(np.float64)
+        confidences = _sigmoid(out["confidence_logits"][0])
+        rewards = out["rwm_epdms"][0].astype(np.float64)
+        submetrics = out["rwm_metrics"][0].astype(np.float64)
         det = Detections(
-            out["agent_boxes"][0].double().cpu().numpy(),
-            torch.sigmoid(out["agent_logits"][0]).double().cpu().numpy(),
-            out["agent_class_logits"][0].argmax(-1).cpu().numpy(),
+            out["agent_boxes"][0].astype(np.float64),
+            _sigmoid(out["agent_logits"][0]),
+            out["agent_class_logits"][0].argmax(-1),
             tuple(cfg.detection.class_names),
         )
         mp = MapElements(
-            out["map_points"][0].double().cpu().numpy(),
-            torch.sigmoid(out["map_logits"][0]).double().cpu().numpy(),
-            out["map_class_logits"][0].argmax(-1).cpu().numpy(),
+            out["map_points"][0].astype(np.float64),
+            _sigmoid(out["map_logits"][0]),
+            out["map_class_logits"][0].argmax(-1),
             tuple(cfg.map.class_names),
         )
-        seg = out["seg_logits"][0].softmax(0).float().cpu().numpy()
+        logits = out["seg_logits"][0].astype(np.float64)
+        seg = np.exp(logits - logits.max(0, keepdims=True))
+        seg = (seg / seg.sum(0, keepdims=True)).astype(np.float32)
         drivable = seg[list(cfg.seg.drivable_indices)].sum(0)
         sel = select_candidate(
             candidates, confidences, rewards, det.boxes, det.scores, drivable, cfg.bev.range_m, self.sampling.times,

@@ -85,14 +85,28 @@ class PreprocessedCameras:
             )
 
 
-def preprocess_cameras(images: dict[str, np.ndarray], rig: CameraRig, cfg: PreprocessConfig) -> PreprocessedCameras:
-    """Select `cfg.camera_names` from the rig (in config order) and preprocess them with their geometry."""
+@dataclass
+class CameraPlan:
+    """The model's cameras in config order: their frames (uint8, unchanged), resize/crop transforms and geometry."""
+
+    frames: list[np.ndarray]
+    transforms: list[ImageTransform]
+    intrinsics: np.ndarray  # (N, 3, 3) float32, for the preprocessed images
+    cam_to_ego: np.ndarray  # (N, 4, 4) float32
+    names: tuple[str, ...]
+
+
+def plan_cameras(images: dict[str, np.ndarray], rig: CameraRig, cfg: PreprocessConfig) -> CameraPlan:
+    """Select `cfg.camera_names` from the rig (in config order), check frame sizes, derive transforms and geometry.
+
+    Shared by the host path below and the device path (`agent.runtime.device_preprocess`), so both see the same
+    pixels-to-geometry contract."""
     missing = [n for n in cfg.camera_names if n not in rig.names or n not in images]
     if missing:
         raise ValueError(
             f"preprocess: camera(s) {missing} required by the model are not in rig {rig.name} ({', '.join(rig.names)})"
         )
-    out_imgs, ks, exts = [], [], []
+    frames, tfs, ks, exts = [], [], [], []
     for name in cfg.camera_names:
         cam = rig[name]
         img = images[name]
@@ -101,12 +115,20 @@ def preprocess_cameras(images: dict[str, np.ndarray], rig: CameraRig, cfg: Prepr
                 f"preprocess: image {name} is {img.shape[1]}x{img.shape[0]}, its spec {cam.width}x{cam.height}"
             )
         tf = image_transform(cam.width, cam.height, cfg)
-        out_imgs.append(preprocess_image(img, tf, cfg))
+        frames.append(img)
+        tfs.append(tf)
         ks.append(tf.apply_to_intrinsics(cam.intrinsics))
         exts.append(cam.cam_to_ego)
-    return PreprocessedCameras(
-        np.stack(out_imgs), np.stack(ks).astype(np.float32), np.stack(exts).astype(np.float32), tuple(cfg.camera_names)
+    return CameraPlan(
+        frames, tfs, np.stack(ks).astype(np.float32), np.stack(exts).astype(np.float32), tuple(cfg.camera_names)
     )
+
+
+def preprocess_cameras(images: dict[str, np.ndarray], rig: CameraRig, cfg: PreprocessConfig) -> PreprocessedCameras:
+    """Select `cfg.camera_names` from the rig (in config order) and preprocess them with their geometry."""
+    plan = plan_cameras(images, rig, cfg)
+    out_imgs = [preprocess_image(img, tf, cfg) for img, tf in zip(plan.frames, plan.transforms)]
+    return PreprocessedCameras(np.stack(out_imgs), plan.intrinsics, plan.cam_to_ego, plan.names)
 
 
 def preprocess_observation(obs: Observation, cfg: PreprocessConfig) -> PreprocessedCameras:
