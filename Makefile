@@ -40,6 +40,7 @@ bench: venv
 	$(BIN)/python benchmarks/bench_epdms.py
 	$(BIN)/python benchmarks/bench_b2d_metrics.py
 	$(BIN)/python benchmarks/bench_model.py --preset tiny
+	$(BIN)/python benchmarks/bench_latency.py --preset tiny --backend torch onnxruntime
 	$(BIN)/python benchmarks/bench_carla_agent.py
 
 clean:

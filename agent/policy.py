@@ -158,17 +158,29 @@ class DrivingPolicy:
 
     # -------------------------------------------------------------------------------------------- construction
     @classmethod
-    def from_config(cls, cfg: ModelConfig, device: str | torch.device = "cpu", use_vlm: bool = True) -> DrivingPolicy:
+    def from_config(
+        cls,
+        cfg: ModelConfig,
+        device: str | torch.device = "cpu",
+        use_vlm: bool = True,
+        runtime: RuntimeConfig | None = None,
+    ) -> DrivingPolicy:
         """A policy with freshly initialised (seeded) weights: for tests, demos and as a training starting point."""
-        return cls(build_model(cfg), device=device, use_vlm=use_vlm)
+        return cls(build_model(cfg), device=device, use_vlm=use_vlm, runtime=runtime)
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | Path, device: str | torch.device = "cpu", use_vlm: bool = True, cfg: ModelConfig | None = None
+        cls,
+        path: str | Path,
+        device: str | torch.device = "cpu",
+        use_vlm: bool = True,
+        cfg: ModelConfig | None = None,
+        runtime: RuntimeConfig | None = None,
     ) -> DrivingPolicy:
+        """`runtime` overrides the (checkpoint or `cfg`) config's runtime section."""
         from agent.checkpoint import load_checkpoint
 
-        return cls(load_checkpoint(path, cfg=cfg), device=device, use_vlm=use_vlm)
+        return cls(load_checkpoint(path, cfg=cfg), device=device, use_vlm=use_vlm, runtime=runtime)
 
     @property
     def vlm(self) -> VLMCommandGuidance | None:

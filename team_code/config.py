@@ -195,6 +195,9 @@ class AgentConfig:
     preset: str = "tiny"
     policy_entry_point: str | None = None
     device: str = "auto"
+    #: inference backend (agent.runtime.config.RuntimeConfig fields, e.g. {backend: tensorrt, precision: fp16});
+    #: null keeps the model config's own `runtime` section
+    runtime: Any = None
     #: keep the loaded policy for the next route in this process (the evaluator builds a new agent per route; a
     #: reload costs seconds per route); the policy's `reset()` is called at each route's setup.
     reuse_policy: bool = True
@@ -223,6 +226,10 @@ class AgentConfig:
                 setattr(self, name, _build(cls, value, f"AgentConfig.{name}"))
             elif not isinstance(value, cls):
                 raise TypeError(f"AgentConfig.{name} must be a mapping or {cls.__name__}, got {type(value).__name__}")
+        if isinstance(self.runtime, dict):
+            from agent.runtime.config import RuntimeConfig
+
+            self.runtime = _build(RuntimeConfig, self.runtime, "AgentConfig.runtime")
         _positive("AgentConfig", latency_budget_ms=self.latency_budget_ms)
         if int(self.metric_flush_every) != self.metric_flush_every or self.metric_flush_every < 1:
             raise ValueError(

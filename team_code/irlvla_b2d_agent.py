@@ -11,6 +11,7 @@ the YAML path is the first `+` field and the save name the last.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import logging
@@ -72,11 +73,15 @@ def load_policy(cfg: AgentConfig) -> Policy:
     if cfg.checkpoint:
         if not Path(cfg.checkpoint).exists():
             raise FileNotFoundError(f"checkpoint {cfg.checkpoint!r} does not exist")
-        return _call_with_device(DrivingPolicy.from_checkpoint, cfg.checkpoint, cfg.device)
+        return _call_with_device(
+            functools.partial(DrivingPolicy.from_checkpoint, runtime=cfg.runtime), cfg.checkpoint, cfg.device
+        )
     from agent.config import load_preset
 
     logger.warning("no checkpoint configured: using an untrained %r preset policy", cfg.preset)
-    return _call_with_device(DrivingPolicy.from_config, load_preset(cfg.preset), cfg.device)
+    return _call_with_device(
+        functools.partial(DrivingPolicy.from_config, runtime=cfg.runtime), load_preset(cfg.preset), cfg.device
+    )
 
 
 #: policies kept across routes (the evaluator constructs one agent per route in the same process).
@@ -84,7 +89,7 @@ _POLICY_CACHE: dict[tuple, Policy] = {}
 
 
 def _policy_key(cfg: AgentConfig) -> tuple:
-    return (cfg.policy_entry_point, cfg.checkpoint, cfg.preset, cfg.device)
+    return (cfg.policy_entry_point, cfg.checkpoint, cfg.preset, cfg.device, cfg.runtime)
 
 
 def get_policy(cfg: AgentConfig) -> Policy:

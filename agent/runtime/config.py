@@ -58,6 +58,9 @@ class RuntimeConfig:
     trt_workspace_mb: int = 4096
 
     def __post_init__(self) -> None:
+        if isinstance(self.ort_providers, (list, str)):  # from YAML/JSON lists; a tuple keeps the config hashable
+            providers = (self.ort_providers,) if isinstance(self.ort_providers, str) else tuple(self.ort_providers)
+            object.__setattr__(self, "ort_providers", providers)
         for name, allowed in (
             ("backend", BACKENDS),
             ("precision", PRECISIONS),
