@@ -2,15 +2,16 @@
 # The one prepared script that gathers the GPU figures of the inference runtimes (docs/runtime.md):
 #   1. installs what the project needs and the machine lacks, from local wheels only (GPU machines here are offline);
 #   2. records the machine (nvidia-smi, torch/CUDA, which backends exist);
-#   3. runs the runtime parity tests (CPU reference vs CUDA eager, CUDA graphs, half precision, device preprocessing,
-#      ONNX Runtime CUDA provider and TensorRT where installed);
-#   4. runs benchmarks/bench_latency.py for every backend and torch variant it can, `full` on the GPU (uint8 frames in,
+#   3. runs benchmarks/bench_latency.py for every backend and torch variant it can, `full` on the GPU (uint8 frames in,
 #      selected trajectory out, VLM excluded) beside torch eager fp32, plus `tiny` on one CPU core;
+#   4. runs the runtime parity tests (CPU reference vs CUDA eager, CUDA graphs, half precision, device preprocessing,
+#      ONNX Runtime CUDA provider and TensorRT where installed);
 #   5. writes summary.json (median / p90 total per run, the 15 ms target, failures as failures).
 #
 # usage: scripts/gpu_figures.sh [OUT_DIR]        (default: $OUT, else out/gpu_figures)
 # env:   PYTHON (default python3), WHEELS (a folder of wheels for missing packages), DEVICE (default cuda),
-#        PRESET (default full), REPEATS (default 30), SKIP_TESTS=1, RUN_TIMEOUT (s per benchmark run, default 240)
+#        PRESET (default full), REPEATS (default 30), SKIP_TESTS=1, RUN_TIMEOUT (s per benchmark run, default 240),
+#        BUDGET_S (start no new benchmark after this many seconds, default 500)
 # A smoke run on a CPU machine: DEVICE=cpu PRESET=tiny REPEATS=3 scripts/gpu_figures.sh /tmp/figs
 set -u
 cd "$(dirname "$0")/.."
@@ -60,18 +61,18 @@ json.dump(env, open(sys.argv[1], "w"), indent=2)
 print(json.dumps(env))
 PYEOF
 
-# ---- 3. parity tests
-if [ "${SKIP_TESTS:-0}" != 1 ]; then
-  log "parity tests"
-  timeout 420 "$PY" -m pytest tests/agent/test_runtime_gpu.py tests/agent/test_runtime.py -q -p no:cacheprovider \
-    --junitxml="$OUT_DIR/tests.xml" > "$OUT_DIR/tests.txt" 2>&1
-  echo "$?" > "$OUT_DIR/tests.rc"
-  tail -n 5 "$OUT_DIR/tests.txt" | tee -a "$OUT_DIR/log.txt"
-fi
-
-# ---- 4. benchmarks: NAME then bench_latency arguments; a failed run leaves its error in its JSON and goes on
+# ---- 3. benchmarks: NAME then bench_latency arguments; a failed run leaves its error in its JSON and goes on.
+# Ordered by value: torch variants on the GPU first, then the parity tests, then the slow optional runs; once
+# BUDGET_S seconds have passed the remaining runs are recorded as skipped (one device session is short).
+START=$(date +%s)
+BUDGET_S=${BUDGET_S:-500}
 bench() {
   local name=$1; shift
+  if [ $(( $(date +%s) - START )) -gt "$BUDGET_S" ]; then
+    log "skip $name (time budget of ${BUDGET_S} s spent)"
+    echo "{\"error\": \"skipped: time budget spent\", \"args\": \"$*\"}" > "$OUT_DIR/bench/$name.json"
+    return
+  fi
   log "bench $name: $*"
   timeout "$RUN_TIMEOUT" "$PY" benchmarks/bench_latency.py --repeats "$REPEATS" --warmup 5 "$@" \
     > "$OUT_DIR/bench/$name.json" 2> "$OUT_DIR/bench/$name.err"
@@ -90,13 +91,27 @@ if [ "$DEVICE" != cpu ]; then
                                    --channels-last --cuda-graphs
   bench torch_fp16_graphs_native $G --backend torch --preprocess device --precision fp16 --channels-last \
                                    --cuda-graphs --native
-  bench torch_fp16_compile      $G --backend torch --preprocess device --precision fp16 --channels-last --compile \
-                                   --cuda-graphs
   bench tensorrt_fp16           $G --backend tensorrt --precision fp16
   bench onnxruntime_cuda        $G --backend onnxruntime --ort-providers tensorrt cuda
 fi
-bench onnxruntime_cpu_ep        $G --backend onnxruntime --repeats 5
+
+# ---- 4. parity tests (CPU reference vs CUDA eager, CUDA graphs, half precision, device preprocessing, ONNX Runtime's
+# CUDA provider and TensorRT where installed; torch vs ONNX Runtime on the CPU)
+if [ "${SKIP_TESTS:-0}" != 1 ]; then
+  log "parity tests"
+  timeout 300 "$PY" -m pytest tests/agent/test_runtime_gpu.py tests/agent/test_runtime.py -q -p no:cacheprovider \
+    --junitxml="$OUT_DIR/tests.xml" > "$OUT_DIR/tests.txt" 2>&1
+  echo "$?" > "$OUT_DIR/tests.rc"
+  tail -n 5 "$OUT_DIR/tests.txt" | tee -a "$OUT_DIR/log.txt"
+fi
+
+# ---- slow optional runs
 bench tiny_cpu_1core            --preset tiny --device cpu --backend torch onnxruntime --threads 1
+if [ "$DEVICE" != cpu ]; then
+  bench torch_fp16_compile      $G --backend torch --preprocess device --precision fp16 --channels-last --compile \
+                                   --cuda-graphs
+fi
+bench onnxruntime_cpu_ep        $G --backend onnxruntime --repeats 5
 
 # ---- 5. summary
 "$PY" - "$OUT_DIR" <<'PYEOF'
