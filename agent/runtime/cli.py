@@ -1,8 +1,8 @@
 """`irlvla export onnx|trt`: the deployable graphs of a checkpoint (or an untrained preset) and their TensorRT engines.
 
-    irlvla export onnx --checkpoint weights/tiny.safetensors --out exports/tiny
-    irlvla export onnx --preset tiny --out exports/tiny --opset 18
-    irlvla export trt --onnx-dir exports/tiny --precision fp16 --cache ~/.cache/irlvla/trt
+irlvla export onnx --checkpoint weights/tiny.safetensors --out exports/tiny
+irlvla export onnx --preset tiny --out exports/tiny --opset 18
+irlvla export trt --onnx-dir exports/tiny --precision fp16 --cache ~/.cache/irlvla/trt
 """
 
 from __future__ import annotations

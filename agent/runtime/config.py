@@ -39,6 +39,8 @@ class RuntimeConfig:
     cuda_graphs: bool = False
     #: torch: wrap each graph in `torch.compile` (with cuda_graphs, torch's own "reduce-overhead" graphs replace ours)
     compile: bool = False
+    #: torch.compile backend: "inductor" (generated kernels) or "eager" (dynamo tracing only: checks, debugging)
+    compile_backend: str = "inductor"
     #: ONNX Runtime execution providers in order of preference; "cpu" is always appended as the fallback
     ort_providers: tuple[str, ...] = ("cpu",)
     #: CPU threads for ONNX Runtime's intra-op pool and torch on the CPU (0: the library default)
@@ -67,6 +69,7 @@ class RuntimeConfig:
             ("head_precision", PRECISIONS),
             ("preprocess", PREPROCESS_PLACES),
             ("exporter", EXPORTERS),
+            ("compile_backend", ("inductor", "eager")),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"RuntimeConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")

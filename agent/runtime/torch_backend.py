@@ -68,8 +68,10 @@ class TorchRuntime(Runtime):
         self._own_graphs = cfg.cuda_graphs and not cfg.compile
         if cfg.compile:
             # with cuda_graphs, torch's own CUDA graph trees ("reduce-overhead") replace CapturedGraph
-            mode = "reduce-overhead" if cfg.cuda_graphs else None
-            modules = {k: torch.compile(m, mode=mode, dynamic=False, fullgraph=False) for k, m in modules.items()}
+            mode = "reduce-overhead" if cfg.cuda_graphs and cfg.compile_backend == "inductor" else None
+            modules = {
+                k: torch.compile(m, backend=cfg.compile_backend, mode=mode, dynamic=False) for k, m in modules.items()
+            }
         self.modules = modules
         self.precision = {"perception": cfg.precision, "planner": cfg.head_precision, "rwm": cfg.head_precision}
         self._captured: dict[str, CapturedGraph] = {}

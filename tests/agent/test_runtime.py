@@ -251,3 +251,17 @@ def test_torch_options_on_cpu(tiny_model):
     assert half.runtime.describe()["precision"] == "bf16"
     assert set(POLICY_OUTPUTS) >= {"trajectories", "rwm_metrics"}
     assert dataclasses.asdict(RuntimeConfig())["backend"] == "torch"
+
+
+@pytest.mark.slow
+def test_torch_compile_traces_every_graph(tiny_model):
+    """`compile: true` runs the graphs through TorchDynamo (the "eager" backend keeps CI fast: inductor's kernel
+    generation takes minutes on two loaded cores) and decides exactly as eager does."""
+    obs = observation(4, model_rig(352, 128))
+    ref = DrivingPolicy(tiny_model, use_vlm=False).step(obs)
+    compiled = DrivingPolicy(
+        build_model(tiny_model.cfg), use_vlm=False, runtime=RuntimeConfig(compile=True, compile_backend="eager")
+    )
+    got = compiled.step(obs)
+    assert compiled.runtime.describe()["compile"]
+    assert got.selected == ref.selected and np.abs(got.candidates - ref.candidates).max() < 1e-4
