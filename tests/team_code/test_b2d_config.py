@@ -26,10 +26,10 @@ def test_nested_dicts_and_unknown_keys(tmp_path):
     assert cfg.controller.lateral.kp == 1.0 and cfg.controller.lateral.window == 10
     assert cfg.images.jpeg_quality is None
     p.write_text("controler: {}\n")
-    with pytest.raises(ValueError, match="unknown key"):
+    with pytest.raises(ValueError, match="unknown field"):
         AgentConfig.from_yaml(p)
     p.write_text("controller:\n  lateral: {kp: 1.0, ki: 0.0, kd: 0.0, windw: 10}\n")
-    with pytest.raises(ValueError, match="unknown key"):
+    with pytest.raises(ValueError, match="unknown field"):
         AgentConfig.from_yaml(p)
     with pytest.raises(FileNotFoundError):
         AgentConfig.from_yaml(tmp_path / "missing.yaml")
