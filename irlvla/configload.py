@@ -54,7 +54,7 @@ def load_config_file(cls: type[T], path: str | os.PathLike, where: str | None = 
         else:
             data = json.loads(text)
     except Exception as exc:  # yaml.YAMLError / json.JSONDecodeError
-        raise ConfigError(f"config file {path} does not parse: {exc}") from exc
+        raise ConfigError(f"config file {path} is malformed: {exc}") from exc
     return load_config(cls, {} if data is None else data, where or f"{cls.__name__}({path.name})")
 
 
