@@ -109,13 +109,30 @@ class LocalizationConfig:
     gnss_mount_x: float = -1.4
     #: a fix further than this from the prediction is taken as-is (teleport / respawn) instead of being filtered.
     reset_distance: float = 5.0
+    #: GNSS projection: "auto" calibrates it from the global plan and the first fixes (team_code/localization.py);
+    #: "mercator" (CARLA <= 0.9.15) or "tmerc" (CARLA 0.9.16) forces one.
+    projection: str = "auto"
+    #: the chosen projection must reproduce every global-plan point to this many metres, else setup fails.
+    max_plan_residual: float = 0.5
+    #: a GNSS model is confirmed or rejected by the first fix that lands within this many metres of the route start
+    #: (later: of the route) under one model only.
+    model_check_tolerance: float = 5.0
 
     def __post_init__(self) -> None:
         if self.filter not in ("none", "complementary"):
             raise ValueError(f"LocalizationConfig.filter must be 'none' or 'complementary', got {self.filter!r}")
         if not (0.0 < self.gnss_gain <= 1.0):
             raise ValueError(f"LocalizationConfig.gnss_gain must be in (0, 1], got {self.gnss_gain}")
-        _positive("LocalizationConfig", reset_distance=self.reset_distance)
+        _positive(
+            "LocalizationConfig",
+            reset_distance=self.reset_distance,
+            max_plan_residual=self.max_plan_residual,
+            model_check_tolerance=self.model_check_tolerance,
+        )
+        if self.projection not in ("auto", "mercator", "tmerc"):
+            raise ValueError(
+                f"LocalizationConfig.projection must be 'auto', 'mercator' or 'tmerc', got {self.projection!r}"
+            )
         if not math.isfinite(self.gnss_mount_x):
             raise ValueError("LocalizationConfig.gnss_mount_x must be finite")
 
@@ -206,6 +223,9 @@ class AgentConfig:
     save_path: str | None = None
     #: full tracebacks are logged for this many failing steps, then one in every 100.
     max_logged_tracebacks: int = 5
+    #: run one planning step on blank camera frames during setup (then reset the policy), so a broken model, VLM or
+    #: device fails `setup` (the leaderboard's "Agent couldn't be set up") instead of braking on every tick.
+    setup_check: bool = True
 
     def __post_init__(self) -> None:
         for name, cls in (

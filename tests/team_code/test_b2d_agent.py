@@ -23,7 +23,8 @@ class _StraightPolicy:
         self.observations = []
 
     def step(self, obs):
-        self.observations.append(obs)
+        if obs.token != agent_module.SETUP_CHECK_TOKEN:
+            self.observations.append(obs)
         poses = np.stack([2.0 * np.arange(1, 9), np.zeros(8), np.zeros(8)], axis=-1)
         return SimpleNamespace(trajectory=SimpleNamespace(poses=poses), timings={"total": 1.0})
 
@@ -108,7 +109,7 @@ def test_observation_contents(tmp_path):
 
 @pytest.mark.parametrize("policy, message", [(_Raising(), "model exploded"), (_NaN(), "NaN")])
 def test_failing_step_brakes_logs_and_counts(tmp_path, caplog, policy, message):
-    (agent,), _ = _setup(tmp_path, policy)
+    (agent,), _ = _setup(tmp_path, policy, extra_yaml="setup_check: false\n")
     with caplog.at_level(logging.ERROR, logger="team_code.irlvla_b2d_agent"):
         log, _ = _drive(agent, steps=8)
     assert agent.failures == 8

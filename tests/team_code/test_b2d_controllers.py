@@ -105,7 +105,7 @@ def test_hazard_ahead_from_flag_or_detections():
 
     cfg = ControllerConfig()  # corridor 0 < x < 20 m, |y| < 2 m, score >= 0.3
     assert hazard_ahead(SimpleNamespace(hazard=True), cfg) and not hazard_ahead(SimpleNamespace(hazard=False), cfg)
-    assert not hazard_ahead(SimpleNamespace(), cfg)
+    assert hazard_ahead(SimpleNamespace(), cfg)  # no detections at all: unknown, so a hazard
 
     def det(x, y, score):
         boxes = np.array([[x, y, 0.0, 4.5, 1.9, 0.0, 0.0]])

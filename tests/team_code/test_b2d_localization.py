@@ -9,9 +9,10 @@ import pytest
 from b2d_harness import location_to_gps
 
 from team_code.config import LocalizationConfig
-from team_code.localization import ImuReading, Localizer, solve_georeference
+from team_code.localization import GeoModel, ImuReading, Localizer, solve_georeference
 
 LAT_REF, LON_REF = 49.0123, 8.4
+GEO = GeoModel("mercator", LAT_REF, LON_REF)
 
 
 def _gps_of_rear_axle(x, y, heading, mount_back=0.01):
@@ -29,7 +30,7 @@ def test_solve_georeference_recovers_the_reference(x, y):
 
 
 def test_localizer_exact_pose_without_filter():
-    loc = Localizer(LocalizationConfig(filter="none"), LAT_REF, LON_REF)
+    loc = Localizer(LocalizationConfig(filter="none"), GEO)
     heading = 0.3
     lat, lon = _gps_of_rear_axle(100.0, 50.0, heading)
     pose = loc.update([lat, lon, 0.0], math.pi / 2 - heading)
@@ -38,7 +39,7 @@ def test_localizer_exact_pose_without_filter():
 
 
 def test_compass_nan_uses_hint_then_holds_last_valid():
-    loc = Localizer(LocalizationConfig(filter="none"), LAT_REF, LON_REF, initial_heading=1.0)
+    loc = Localizer(LocalizationConfig(filter="none"), GEO, initial_heading=1.0)
     lat, lon = _gps_of_rear_axle(0.0, 0.0, 1.0)
     p = loc.update([lat, lon, 0.0], float("nan"))
     assert not p.heading_valid and p.heading == pytest.approx(1.0)
@@ -46,14 +47,14 @@ def test_compass_nan_uses_hint_then_holds_last_valid():
     assert p.heading_valid and p.heading == pytest.approx(-2.0)
     p = loc.update([lat, lon, 0.0], float("nan"))
     assert p.heading == pytest.approx(-2.0)
-    no_hint = Localizer(LocalizationConfig(filter="none"), LAT_REF, LON_REF)
+    no_hint = Localizer(LocalizationConfig(filter="none"), GEO)
     assert no_hint.update([lat, lon, 0.0], float("nan")).heading == 0.0
 
 
 def test_complementary_filter_reduces_gnss_noise():
     rng = np.random.default_rng(0)
-    raw = Localizer(LocalizationConfig(filter="none"), LAT_REF, LON_REF)
-    filt = Localizer(LocalizationConfig(filter="complementary", gnss_gain=0.1), LAT_REF, LON_REF)
+    raw = Localizer(LocalizationConfig(filter="none"), GEO)
+    filt = Localizer(LocalizationConfig(filter="complementary", gnss_gain=0.1), GEO)
     err_raw, err_f = [], []
     v, dt = 8.0, 0.05
     for k in range(400):
@@ -69,7 +70,7 @@ def test_complementary_filter_reduces_gnss_noise():
 
 
 def test_filter_resets_on_a_jump():
-    loc = Localizer(LocalizationConfig(filter="complementary", gnss_gain=0.1, reset_distance=5.0), LAT_REF, LON_REF)
+    loc = Localizer(LocalizationConfig(filter="complementary", gnss_gain=0.1, reset_distance=5.0), GEO)
     lat, lon = _gps_of_rear_axle(0.0, 0.0, 0.0)
     loc.update([lat, lon, 0], math.pi / 2, 0.0)
     lat, lon = _gps_of_rear_axle(50.0, 0.0, 0.0)
@@ -82,6 +83,6 @@ def test_imu_reading_to_our_frame_and_errors():
     assert r.accel.tolist() == [1.0, -2.0] and r.yaw_rate == -0.3 and r.compass == 1.0
     with pytest.raises(ValueError, match="7 values"):
         ImuReading.from_leaderboard([1.0, 2.0])
-    loc = Localizer(LocalizationConfig(), LAT_REF, LON_REF)
+    loc = Localizer(LocalizationConfig(), GEO)
     with pytest.raises(ValueError, match="finite"):
         loc.update([float("nan"), 1.0, 0.0], 0.0)
