@@ -398,8 +398,10 @@ class IrlVlaB2DAgent(BaseAgent):
             raise ValueError(f"speedometer reading is not finite: {speed}")
         imu = ImuReading.from_leaderboard(input_data[IMU_ID][1])
         pose = self.localizer.update(input_data[GNSS_ID][1], imu.compass, speed, dt)
-        # the estimate now covers the time up to this tick (a NaN timestamp counts as one nominal tick)
-        self._last_timestamp = timestamp if math.isfinite(timestamp) else (self._last_timestamp or 0.0) + dt
+        # the estimate now covers the time up to this tick (a NaN or backwards timestamp counts as one nominal tick)
+        last = self._last_timestamp
+        advances = math.isfinite(timestamp) and (last is None or timestamp > last)
+        self._last_timestamp = timestamp if advances else (last or 0.0) + dt
         pose_arr = pose.array
         target = self.route_planner.run_step(pose_arr)
         route_ahead = self.route_tracker.update(pose_arr)
