@@ -20,10 +20,11 @@ from epdms_fixtures import (
     straight_road,
 )
 
+from agent.epdms_metrics import DAC, DDC, EC, EP, HC, LK, NC, TLC, TTC
 from navsim_eval import metrics
 from navsim_eval.api import score_proposals
 from navsim_eval.comfort import comfort_flags, two_frame_extended_comfort
-from navsim_eval.config import DAC, DDC, EC, EP, HC, LK, NC, TLC, TTC, IDMTrafficConfig, ScorerConfig
+from navsim_eval.config import IDMTrafficConfig, ScorerConfig
 from navsim_eval.mapquery import MapQueries
 from navsim_eval.scorer import normalise_progress
 from navsim_eval.simulation import S_AX, simulate_plans
