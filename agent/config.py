@@ -23,6 +23,7 @@ from agent.model.vlm_config import VLMConfig
 from agent.types import PATH_PLAN_COMMANDS, SPEED_PLAN_COMMANDS
 from agent.validation import require_non_negative as _non_negative
 from agent.validation import require_positive as _positive
+from agent.vehicles import MKZ_LENGTH, MKZ_REAR_AXLE_TO_CENTER, MKZ_WIDTH
 
 logger = logging.getLogger(__name__)
 
@@ -349,9 +350,9 @@ class SelectionConfig:
     #: collisions and off-road points are only checked up to this horizon (s)
     check_horizon_s: float = 4.0
     #: Bench2Drive's ego (Lincoln MKZ 2020): length, width (m), box centre ahead of the rear axle (m)
-    ego_length: float = 4.89
-    ego_width: float = 1.84
-    rear_axle_to_center: float = 1.39
+    ego_length: float = MKZ_LENGTH
+    ego_width: float = MKZ_WIDTH
+    rear_axle_to_center: float = MKZ_REAR_AXLE_TO_CENTER
     safety_margin: float = 0.2
 
     def __post_init__(self) -> None:

@@ -23,10 +23,11 @@ import numpy as np
 from agent.contract import PlanResult
 from agent.geometry import absolute_to_relative
 from agent.types import Trajectory
+from agent.vehicles import MKZ_REAR_AXLE_TO_CENTER, MKZ_WHEELBASE
 
 R_EARTH = 6378137.0
 #: CARLA vehicle origin (box centre) ahead of the Lincoln MKZ's rear axle.
-CENTRE_AHEAD_OF_REAR_AXLE = 1.39
+CENTRE_AHEAD_OF_REAR_AXLE = MKZ_REAR_AXLE_TO_CENTER
 #: GNSS antenna behind the box centre (Bench2Drive mount x = -1.4).
 ANTENNA_BEHIND_CENTRE = 1.4
 
@@ -110,7 +111,7 @@ def build_global_plan(
 # ------------------------------------------------------------------------------------------------ vehicle model
 @dataclass
 class VehicleParams:
-    wheelbase: float = 2.87
+    wheelbase: float = MKZ_WHEELBASE
     max_steer: float = math.radians(70.0)
     steer_rate: float = 4.0  # steering command units per second (first-order limit)
     max_accel: float = 4.0  # m/s^2 at full throttle, fading towards v_max

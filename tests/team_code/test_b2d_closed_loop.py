@@ -15,12 +15,13 @@ import numpy as np
 
 import team_code.irlvla_b2d_agent as agent_module
 from agent.types import bench2drive_rig
+from agent.vehicles import MKZ_WHEELBASE, MKZ_WIDTH
 from bench2drive_eval import comfort
 from sim import render, scenarios
 
 LAT_REF, LON_REF = 48.2, 11.6  # not CARLA's default (42, 2): the agent must solve the reference from the plan
 LANE_HALF_WIDTH = 1.75
-EGO_HALF_WIDTH = 0.92  # Lincoln MKZ 2020
+EGO_HALF_WIDTH = MKZ_WIDTH / 2
 
 
 def _agent(tmp_path, policy, centreline, name="route", options=None, extra_yaml="images: {width: 160}\n"):
@@ -66,7 +67,7 @@ def test_curve_followed_to_its_end_in_lane(tmp_path):
     # In lane: rear axle and front axle (2.87 m ahead) stay within the lane minus half the ego's width.
     margin = LANE_HALF_WIDTH - EGO_HALF_WIDTH
     assert np.abs(_lateral(cl, poses)).max() < margin
-    assert np.abs(_lateral(cl, poses, ahead=2.87)).max() < margin
+    assert np.abs(_lateral(cl, poses, ahead=MKZ_WHEELBASE)).max() < margin
     final_s = H.project(cl, poses[-1, :2])[0]
     assert length - 6.0 < final_s <= length  # reached the end (its plan stops the front, 3.9 m ahead, at the end)
     assert len(poses) < 500 and speeds[-20:].max() < 1.0  # arrived and stays (the Zoo PID inches below 0.4 m/s)
