@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from agent.contract import PlanResult
 from team_code.config import ControllerConfig, PIDGains
 
 
@@ -125,26 +126,19 @@ class ControlCommand:
         return cls(float(np.clip(steer, -1.0, 1.0)), 0.0, 1.0, {"emergency": reason})
 
 
-def hazard_ahead(plan, cfg: ControllerConfig) -> bool:
-    """Whether the policy's output explains a stop: its own `hazard` flag when it has one, else a confident
-    detection (`plan.detections`: boxes (A, 7) x, y, ... in the ego frame, scores (A,)) in the corridor ahead.
+def hazard_ahead(plan: PlanResult, cfg: ControllerConfig) -> bool:
+    """Whether the policy's output explains a stop: its own `hazard` verdict when it gives one, else a confident
+    detection (boxes (A, 7) x, y, ... in the ego frame, scores (A,)) in the corridor ahead.
 
-    Missing or malformed detections (no boxes or scores, wrong shapes, non-finite values) are an unknown hazard and
-    count as one: the creep must never drive into something the policy could not report. An empty but well-formed
-    set of detections (A = 0) is "nothing ahead"."""
-    flag = getattr(plan, "hazard", None)
-    if flag is not None:
-        return bool(flag)
-    det = getattr(plan, "detections", None)
-    boxes = getattr(det, "boxes", None)
-    scores = getattr(det, "scores", None)
-    if boxes is None or scores is None:
+    Missing detections (None: the planner reported no perception) or malformed ones (mismatched lengths, non-finite
+    values) are an unknown hazard and count as one: the creep must never drive into something the policy could not
+    report. An empty but well-formed set of detections (A = 0) is "nothing ahead"."""
+    if plan.hazard is not None:
+        return plan.hazard
+    if plan.detections is None:
         return True
-    try:
-        b = np.asarray(boxes, dtype=np.float64)
-        s = np.asarray(scores, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        return True
+    b = np.asarray(plan.detections.boxes, dtype=np.float64)
+    s = np.asarray(plan.detections.scores, dtype=np.float64).reshape(-1)
     if b.ndim != 2 or b.shape[1] < 2 or b.shape[0] != s.shape[0]:
         return True
     if b.shape[0] == 0:

@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 
 import team_code.irlvla_b2d_agent as agent_module
+from agent.contract import Detections, PlanResult
+from agent.types import Trajectory
 from team_code.base_agent import downsample_route
 from team_code.sensors import validate_sensors
 
 
-class _StraightPolicy:
+class _StraightPolicy(H.StatelessPlanner):
     """Drives straight ahead at 4 m/s (2 m gaps at 0.5 s)."""
 
     def __init__(self):
@@ -26,17 +28,24 @@ class _StraightPolicy:
         if obs.token != agent_module.SETUP_CHECK_TOKEN:
             self.observations.append(obs)
         poses = np.stack([2.0 * np.arange(1, 9), np.zeros(8), np.zeros(8)], axis=-1)
-        return SimpleNamespace(trajectory=SimpleNamespace(poses=poses), timings={"total": 1.0})
+        return PlanResult(Trajectory(poses), timings={"total": 1.0})
 
 
-class _Raising:
+class _Raising(H.StatelessPlanner):
     def step(self, obs):
         raise RuntimeError("model exploded")
 
 
-class _NaN:
+class _NaN(H.StatelessPlanner):
     def step(self, obs):
-        return SimpleNamespace(trajectory=SimpleNamespace(poses=np.full((8, 3), np.nan)))
+        return PlanResult(Trajectory(np.full((8, 3), np.nan)))
+
+
+class _NotAPlan(H.StatelessPlanner):
+    """Returns the pre-contract duck type: an object with a `.trajectory`."""
+
+    def step(self, obs):
+        return SimpleNamespace(trajectory=Trajectory(np.zeros((8, 3))))
 
 
 LAT_REF, LON_REF = 45.5, 9.25
@@ -108,7 +117,10 @@ def test_observation_contents(tmp_path):
     agent.destroy()
 
 
-@pytest.mark.parametrize("policy, message", [(_Raising(), "model exploded"), (_NaN(), "NaN")])
+@pytest.mark.parametrize(
+    "policy, message",
+    [(_Raising(), "model exploded"), (_NaN(), "NaN"), (_NotAPlan(), "not an agent.contract.PlanResult")],
+)
 def test_failing_step_brakes_logs_and_counts(tmp_path, caplog, policy, message):
     (agent,), _ = _setup(tmp_path, policy, extra_yaml="setup_check: false\n")
     with caplog.at_level(logging.ERROR, logger="team_code.irlvla_b2d_agent"):
@@ -161,15 +173,15 @@ def test_nan_compass_at_start_and_default_policy_error(tmp_path):
     agent.destroy()
 
 
-class _StopPolicy:
+class _StopPolicy(H.StatelessPlanner):
     """Always plans to stand still; `detections` optionally reports a car 8 m ahead."""
 
     def __init__(self, obstacle: bool):
         boxes = np.array([[8.0, 0.0, 0.0, 4.5, 1.9, 0.0, 0.0]]) if obstacle else np.zeros((0, 7))
-        self.detections = SimpleNamespace(boxes=boxes, scores=np.ones(len(boxes)))
+        self.detections = Detections(boxes, np.ones(len(boxes)), np.zeros(len(boxes), dtype=int), ("car",))
 
     def step(self, obs):
-        return SimpleNamespace(trajectory=SimpleNamespace(poses=np.zeros((8, 3))), detections=self.detections)
+        return PlanResult(Trajectory(np.zeros((8, 3))), detections=self.detections)
 
 
 @pytest.mark.parametrize("obstacle", [False, True])
@@ -286,7 +298,7 @@ def test_recovers_on_the_next_good_tick(tmp_path, bad):
     agent.destroy()
 
 
-class _CurveThenFail:
+class _CurveThenFail(H.StatelessPlanner):
     """Plans a left curve for `good` ticks, then raises."""
 
     def __init__(self, good: int):
@@ -300,7 +312,7 @@ class _CurveThenFail:
             raise RuntimeError("model exploded")
         t = np.arange(1, 9) * 2.0
         poses = np.stack([t, 0.04 * t**2, np.zeros(8)], axis=-1)
-        return SimpleNamespace(trajectory=SimpleNamespace(poses=poses))
+        return PlanResult(Trajectory(poses))
 
 
 def test_emergency_brake_keeps_the_last_good_steering(tmp_path):
@@ -336,33 +348,32 @@ def test_a_pretrained_vlm_without_model_path_fails_setup(tmp_path):
     yaml.write_text(f"checkpoint: '{ckpt}'\ndevice: cpu\nreuse_policy: false\n")
     line = np.stack([np.linspace(0.0, 100.0, 101), np.zeros(101)], axis=-1)
     gps, world = H.build_global_plan(line, LAT_REF, LON_REF)
-    with pytest.raises(RuntimeError, match="model_path"):
+    with pytest.raises(FileNotFoundError, match="backend='pretrained' needs model_path"):  # the policy builds its VLM
         H.construct_agent(agent_module, str(yaml), "route", gps, world)
 
 
-class _StopWith:
-    """Plans to stand still and reports `detections` as given (None: no attribute at all)."""
+class _StopWith(H.StatelessPlanner):
+    """Plans to stand still and reports `detections` as given (None: the planner reports no perception)."""
 
     def __init__(self, detections):
         self.detections = detections
 
     def step(self, obs):
-        out = SimpleNamespace(trajectory=SimpleNamespace(poses=np.zeros((8, 3))))
-        if self.detections is not None:
-            out.detections = self.detections
-        return out
+        return PlanResult(Trajectory(np.zeros((8, 3))), detections=self.detections)
+
+
+def _one_box(box, score):
+    return Detections(np.array([box], dtype=np.float64), np.array([score]), np.zeros(1, dtype=int), ("car",))
 
 
 @pytest.mark.parametrize(
     "detections",
     [
         None,
-        SimpleNamespace(boxes=None, scores=None),
-        SimpleNamespace(boxes=np.zeros((2, 7)), scores=np.ones(3)),
-        SimpleNamespace(boxes=np.full((1, 7), np.nan), scores=np.ones(1)),
-        SimpleNamespace(boxes="garbage", scores=np.ones(1)),
+        _one_box([np.nan, 0.0, 0.0, 4.5, 1.9, 0.0, 0.0], 0.9),
+        _one_box([30.0, 0.0, 0.0, 4.5, 1.9, 0.0, 0.0], np.nan),
     ],
-    ids=["absent", "none", "mismatched", "nan", "garbage"],
+    ids=["absent", "nan_box", "nan_score"],
 )
 def test_unknown_detections_stop_the_creep(tmp_path, detections):
     yaml = "controller: {stuck_seconds: 1.0, creep_seconds: 0.5}\n"
