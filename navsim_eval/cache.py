@@ -24,6 +24,16 @@ from navsim_eval.traffic import log_replay
 from sim.scene import Scene
 
 
+def check_scene(scene: Scene) -> None:
+    """Refuse what cannot be scored: not a scene, no map, no route (bad input, not a scorer error)."""
+    if not isinstance(scene, Scene):
+        raise TypeError(f"scene must be a sim.scene.Scene, got {type(scene).__name__}")
+    if not scene.map.lanes or not scene.map.roadblocks:
+        raise ValueError(f"scene {scene.token}: has no map (no lanes or roadblocks)")
+    if scene.route is None or not scene.route.lane_ids:
+        raise ValueError(f"scene {scene.token}: has no route")
+
+
 def given_reference(reference, init: np.ndarray, num_states: int) -> np.ndarray:
     """A given PDM-Closed trajectory as (num_states, 11) states: (T >= num_states, 3 or 11) x, y, heading (world, rear
     axle, 0.1 s from t = 0). Only the poses matter: the scorer re-simulates them, as `pdm_score` does with the metric
@@ -78,12 +88,7 @@ class SceneCache:
         a given route centreline (N, 3) in world coordinates. Give both to score a NAVSIM metric cache as the official
         scorer does (its reference was planned along its own centreline); None plans them here."""
         config = config or EpdmsConfig()
-        if not isinstance(scene, Scene):
-            raise TypeError(f"scene must be a sim.scene.Scene, got {type(scene).__name__}")
-        if not scene.map.lanes or not scene.map.roadblocks:
-            raise ValueError(f"scene {scene.token}: has no map (no lanes or roadblocks)")
-        if scene.route is None or not scene.route.lane_ids:
-            raise ValueError(f"scene {scene.token}: has no route")
+        check_scene(scene)
         sc, sim_cfg = config.scorer, config.simulation
         dt = sim_cfg.interval
         mq = MapQueries(scene, sc.drivable_map_radius, centerline=centerline)
