@@ -184,7 +184,8 @@ def run_score(
         s2 = stage_one_only_summary([TokenRow(r.token, 1, r.values, r.valid) for r in ordered if r.stage == 2])
         combined = {c: math.nan for c in (*METRIC_NAMES, "score")}
     path = write_csv(out, csv_text(ordered, s1, s2, combined, summary_valid))
-    logger.info(
+    logger.log(
+        logging.WARNING if n_bad else logging.INFO,
         "scored %d tokens, %d failed%s; EPDMS stage one %.4f; CSV %s",
         len(ordered),
         n_bad,
