@@ -157,9 +157,27 @@ def score_proposals(
     k = plans.shape[0]
     dt = sim_cfg.interval
     params = scene.ego_params
-    mq, init, ref = cache.map_queries, cache.init, cache.reference_states
+    mq, init = cache.map_queries, cache.init
+    synthetic = bool(scene.metadata.get("synthetic", False)) if isinstance(scene.metadata, dict) else False
+    apply_filter = sc.human_penalty_filter and (stage_one if stage_one is not None else not synthetic)
 
-    states = simulate(interpolate_plans(plans, init[:3], sim_cfg), init, sim_cfg, params.wheelbase)
+    # one simulation for the proposals and whatever the cache still lacks (reference, human)
+    rows = [interpolate_plans(plans, init[:3], sim_cfg)]
+    need_ref = cache.reference_states is None
+    need_human = apply_filter and "human" not in cache.memo
+    if need_ref:
+        rows.append(cache.reference_plan[None, :, :3])
+    if need_human:
+        rows.append(interpolate_plans(scene.human_trajectory(8, sim_cfg.plan_interval)[None], init[:3], sim_cfg))
+    simulated = simulate(np.concatenate(rows), init, sim_cfg, params.wheelbase)
+    states, i = simulated[:k], k
+    if need_ref:
+        cache.reference_states, i = simulated[i], i + 1
+    if need_human:
+        human_states = simulated[i]
+        cache.get("human", lambda: _human_scores(cache, human_states))
+    ref = cache.reference_states
+
     traffic = _traffic(cache, states)
     fs = score_states(states, traffic, mq, sc, params, dt, history=cache.history)
     if config.reactive:
@@ -171,11 +189,9 @@ def score_proposals(
     )
     table = _table(fs, ep)
 
-    synthetic = bool(scene.metadata.get("synthetic", False)) if isinstance(scene.metadata, dict) else False
-    apply_filter = sc.human_penalty_filter and (stage_one if stage_one is not None else not synthetic)
     human_row = None
     if apply_filter:
-        human_row = cache.get("human", lambda: _human_scores(cache))
+        human_row = cache.memo["human"]
         table = apply_human_filter(table, human_row)
 
     if previous is not None:
@@ -204,16 +220,15 @@ def score_proposals(
     )
 
 
-def _human_scores(cache: SceneCache) -> np.ndarray:
+def _human_scores(cache: SceneCache, states: np.ndarray) -> np.ndarray:
     """The logged human plan scored like a proposal (same traffic policy, no history, so HC = 1).
 
     `pdm_score.py` scores the human alone, without the PDM-Closed reference, so its EP is normalised by its own
     masked progress and is never 0: a human who waits while the reference drives must not filter the agent's EP.
     """
-    scene, config, init = cache.scene, cache.config, cache.init
+    scene, config = cache.scene, cache.config
     sc, sim_cfg, params = config.scorer, config.simulation, scene.ego_params
-    human = scene.human_trajectory(8, sim_cfg.plan_interval)
-    states = simulate(interpolate_plans(human[None], init[:3], sim_cfg), init, sim_cfg, params.wheelbase)
+    states = states[None]  # the human plan's simulation (41, 11)
     traffic = _traffic(cache, states)
     fs = score_states(states, traffic, cache.map_queries, sc, params, sim_cfg.interval, history=None)
     ep = normalise_progress(fs.progress, fs.multiplicative, 0.0, sc.progress_distance_threshold, "pair")

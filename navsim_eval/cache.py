@@ -19,7 +19,7 @@ from navsim_eval.mapquery import MapQueries
 from navsim_eval.observation import Observation, build_observation
 from navsim_eval.pdm_closed import pdm_closed_reference
 from navsim_eval.scorer import normalise_progress, pdm_score, score_states
-from navsim_eval.simulation import STATE_DIM, initial_state_from_scene, simulate
+from navsim_eval.simulation import STATE_DIM, initial_state_from_scene
 from navsim_eval.traffic import log_replay
 from sim.scene import Scene
 
@@ -61,8 +61,10 @@ class SceneCache:
     """Per-scene, proposal-independent inputs of the scorer (see the module docstring).
 
     `reference_plan` (41, 11) is PDM-Closed's trajectory before simulation (what a metric cache stores) and
-    `reference_states` its simulation, which is what the proposals' progress is normalised against. `reference_source`
-    is "planned" or "given". `memo` holds lazily computed rows and the reactive traffic's set-up.
+    `reference_states` its simulation, which is what the proposals' progress is normalised against; it is filled by
+    the first `score_proposals` call, which simulates it in one batch with the proposals and the human (a cold
+    single-proposal token then pays for one simulation, not three). `reference_source` is "planned" or "given".
+    `memo` holds lazily computed rows and the reactive traffic's set-up.
     """
 
     scene: Scene
@@ -72,7 +74,7 @@ class SceneCache:
     observation: Observation
     history: np.ndarray | None
     reference_plan: np.ndarray
-    reference_states: np.ndarray
+    reference_states: np.ndarray | None = None
     reference_source: str = "planned"
     memo: dict = field(default_factory=dict)
 
@@ -109,8 +111,7 @@ class SceneCache:
         else:
             plan = given_reference(reference, init, sim_cfg.num_poses + 1)
             source = "given"
-        states = simulate(plan[None, :, :3], init, sim_cfg, scene.ego_params.wheelbase)[0]
-        return cls(scene, config, mq, init, obs, history, plan, states, source)
+        return cls(scene, config, mq, init, obs, history, plan, None, source)
 
     def get(self, key, compute):
         """The memoised value of `key`, computed once by `compute()`."""
