@@ -157,3 +157,18 @@ def test_process_pool_equals_serial_and_a_journal_resumes(setup, tmp_path, monke
     np.testing.assert_allclose(second["a"].table, first["a"].table, rtol=0, atol=1e-12, equal_nan=True)
     np.testing.assert_array_equal(second["b"].table, serial["b"].table)
     assert sorted(read_journal(journal)) == ["a", "b"]
+
+
+def test_ray_backend_scores_like_serial_on_a_local_cluster(setup):
+    ray = pytest.importorskip("ray")  # optional: pip extra `distributed`
+    scenes, _ = setup
+    plans = {"a": straight_plan(10.0), "b": straight_plan(5.0)}
+    stages = dict.fromkeys(plans, 1)
+    serial = score_tokens(scenes, plans, stages)
+    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
+    try:
+        remote = score_tokens(scenes, plans, stages, workers=2, backend="ray")
+    finally:
+        ray.shutdown()
+    for t in plans:
+        np.testing.assert_array_equal(serial[t].table, remote[t].table)
