@@ -1,6 +1,7 @@
 """`IRLVLAAgent`: the IRL-VLA policy behind NAVSIM's `AbstractAgent`, for the official scripts (`agent=irlvla_agent`).
 
-Inference goes through the policy's planning step (`DrivingPolicy.step` -> `PlanResult`): the adapter only
+Inference goes through the agent contract (`agent.contract.Planner.step` -> `PlanResult`, which `DrivingPolicy`
+implements): the adapter only
 translates the `AgentInput` into an `Observation` (navsim_agent.convert) and the chosen plan into a NAVSIM
 `Trajectory`. Training uses the same feature path (`IRLVLAFeatureBuilder` runs the policy's own preprocessing), the
 human future as target, and the model's own losses. Only the current frame of the six cameras f0, l0, l1, r0, r1, b0
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 from agent.config import load_preset
-from agent.model.vlm import CommandResult
+from agent.contract import CommandResult, Planner, PlanResult
 from agent.policy import DrivingPolicy, ego_features
 from agent.preprocess import preprocess_observation
 from navsim_agent.convert import NAVSIM_TO_MODEL_CAMERAS, observation_from_agent_input
@@ -124,9 +125,10 @@ class IRLVLAAgent(AbstractAgent):
         device = resolve_device(self._device_name)
         if self._checkpoint_path is not None:
             self._set_policy(DrivingPolicy.from_checkpoint(self._checkpoint_path, device=device, use_vlm=self._use_vlm))
-        else:
-            self.policy.model.to(device)
-            self.policy.device = device
+        else:  # rebuilt around the same model so the policy (and its VLM, if any) lives on the resolved device
+            self._set_policy(DrivingPolicy(self.policy.model, device=device, use_vlm=self._use_vlm))
+        if not isinstance(self.policy, Planner):
+            raise TypeError(f"{type(self.policy).__name__} does not implement agent.contract.Planner")
         self.policy.reset()
 
     def get_sensor_config(self) -> Any:
@@ -140,7 +142,7 @@ class IRLVLAAgent(AbstractAgent):
         """One planning step: `AgentInput` -> `Observation` -> `DrivingPolicy.step` (tensors on the agent's device)."""
         self.eval()
         obs = observation_from_agent_input(agent_input)
-        result = self.policy.step(obs)
+        result: PlanResult = self.policy.step(obs)
         poses = np.asarray(result.trajectory.poses, dtype=np.float64)
         return Trajectory(poses, self._trajectory_sampling)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agent.epdms_metrics import EC
 from irlvla.atomic import atomic_write_bytes, atomic_write_json
 from navsim_eval.aggregate import (
     TokenRow,
@@ -30,7 +31,7 @@ from navsim_eval.aggregate import (
 )
 from navsim_eval.api import aggregate_epdms
 from navsim_eval.comfort import two_frame_extended_comfort
-from navsim_eval.config import EC, METRIC_NAMES, EpdmsConfig, IDMTrafficConfig, ScorerConfig
+from navsim_eval.config import METRIC_NAMES, EpdmsConfig, IDMTrafficConfig, ScorerConfig
 from navsim_eval.runner import BACKENDS, InputError, TokenRecord, check_plan, score_tokens
 from sim.scene import Scene
 from sim.scene_io import list_scene_files, load_scene

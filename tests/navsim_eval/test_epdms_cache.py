@@ -11,9 +11,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from epdms_fixtures import LANE_W, straight_plan, straight_road
 
+from agent.epdms_metrics import EP, LK
 from navsim_eval import EpdmsConfig, score_proposals
 from navsim_eval.cache import SceneCache
-from navsim_eval.config import EP, LK, ScorerConfig
+from navsim_eval.config import ScorerConfig
 from navsim_eval.simulation import interpolate_plans
 
 PLANS = np.stack([straight_plan(10.0), straight_plan(5.0)])
