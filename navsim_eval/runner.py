@@ -237,6 +237,8 @@ def score_tokens(
             from concurrent.futures import ProcessPoolExecutor, as_completed
 
             ctx = mp.get_context("forkserver" if os.name == "posix" else "spawn")
+            if os.name == "posix":  # the fork server imports the scorer once; each worker is a cheap fork of it
+                ctx.set_forkserver_preload(["navsim_eval.runner", "navsim_eval.api", "navsim_eval.sceneindex"])
             pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx)
             futures = [pool.submit(_score_task, t) for t in tasks]
             results = (f.result() for f in as_completed(futures))
