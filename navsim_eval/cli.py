@@ -119,6 +119,7 @@ def run_score(
     backend: str = "serial",
     journal: str | Path | None = None,
     progress: bool = False,
+    ray_address: str | None = None,
 ) -> tuple[list[TokenRow], Path]:
     """Score every token of `trajectories`, aggregate and write the CSV; returns the token rows and the CSV path.
 
@@ -140,7 +141,7 @@ def run_score(
     if groups and len(unknown) == len({**stage1, **stage2}):
         raise ValueError(f"{mapping}: none of its {len(unknown)} tokens has a trajectory in {trajectories}")
     stages = {t: 2 if t in stage2 else 1 for t in plans}
-    records = score_tokens(scenes, plans, stages, config, workers, backend, journal, progress)
+    records = score_tokens(scenes, plans, stages, config, workers, backend, journal, progress, ray_address)
     internal = [t for t, r in records.items() if r.internal]
     if internal:
         raise InternalScoringError(
@@ -209,7 +210,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     try:
         rows, _ = run_score(
             args.scenes, args.trajectories, args.out, config, args.two_stage,
-            args.workers, backend, args.journal, not args.no_progress,
+            args.workers, backend, args.journal, not args.no_progress, args.ray_address,
         )  # fmt: skip
     except (FileNotFoundError, ValueError, ImportError) as exc:
         logger.error("%s", exc)
@@ -293,6 +294,7 @@ def register(subparsers) -> None:
     s.add_argument("--workers", type=int, default=1, help="score tokens in this many processes (or Ray tasks)")
     s.add_argument("--backend", choices=BACKENDS, default=None, help="default: process with --workers > 1")
     s.add_argument("--journal", help="JSON-lines file of finished tokens: a rerun scores only the missing ones")
+    s.add_argument("--ray-address", default=None, help="with --backend ray: the cluster (default: start a local one)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_score)
     b = sub.add_parser("baseline", help="write a trajectory file of a reference agent (human, constant velocity)")
