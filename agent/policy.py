@@ -58,7 +58,8 @@ class DrivingPolicy:
         """`runtime`: a built `Runtime`, a `RuntimeConfig`, or None for the model config's `runtime` section."""
         self.cfg: ModelConfig = model.cfg
         self.device = torch.device(device)
-        self.model = model.eval()
+        # on the policy's device whatever the backend: adapters (the NAVSIM agent's training forward) use it directly
+        self.model = model.to(self.device).eval()
         self.runtime = (
             runtime if isinstance(runtime, Runtime) else build_runtime(model, runtime or self.cfg.runtime, device)
         )
