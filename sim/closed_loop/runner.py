@@ -92,6 +92,7 @@ class RouteResult:
     ticks: int
     metric_info: list[dict]
     error: str | None = None  # traceback of an agent or simulation failure
+    config_string: str = ""  # the agent config string after this route (pass it to the next route)
 
 
 def save_name_for(spec: RouteSpec, scenario_type: str, when: float | None = None) -> str:
@@ -169,15 +170,16 @@ def run_route(
         logger.error("route %s could not be built:\n%s", rspec.route_id, tb)
         name = save_name or save_name_for(rspec, "Unknown")
         rec = _record(rspec, "Unknown", name, C.FAILED_SIM_CRASHED, None, 0.0, 0.0, time.perf_counter() - t_wall)
-        return RouteResult(rec, 0, [], tb)
+        return RouteResult(rec, 0, [], tb, agent_config)
     name = save_name or save_name_for(rspec, route.scenario_type)
+    grown = agent_config + "+" + name  # the evaluator's `args.agent_config` grows by one +save_name per route
 
     def finish(status: str, crit, ticks: int, metric: list, error: str | None = None) -> RouteResult:
         if crit is not None:
             crit.finish()
         rec = _record(rspec, route.scenario_type, name, status, crit, route.length, ticks * cfg.dt,
                       time.perf_counter() - t_wall)  # fmt: skip
-        return RouteResult(rec, ticks, metric, error)
+        return RouteResult(rec, ticks, metric, error, grown)
 
     with _SaveEnv(cfg.save_path):
         # ---- agent construction, as the evaluator does it
@@ -190,7 +192,7 @@ def run_route(
             lat_ref, lon_ref = cfg.georeference
             gps, world_plan = route.global_plan(carla, lat_ref, lon_ref)
             instance.set_global_plan(gps, world_plan)
-            instance.setup(agent_config + "+" + name if agent_config else name)
+            instance.setup(grown)
         except (AgentLoadError, Exception):
             tb = traceback.format_exc()
             logger.error("agent could not be set up for route %s:\n%s", rspec.route_id, tb)
@@ -238,10 +240,10 @@ def _drive(route: Route, agent, hero: HeroActor, cfg: RunnerConfig, on_tick, fin
 
     tick = 0
     frame = 1000
+    snap = world.snapshot(ego)
+    state["snap"] = snap
     while True:
         try:
-            snap = world.snapshot(ego)
-            state["snap"] = snap
             data = suite.read(frame + tick, tick, ego, lambda: world.scene_at(ego, snap))
         except Exception:
             return finish(C.FAILED_SIM_CRASHED, crit, tick, metric, traceback.format_exc())
@@ -261,7 +263,7 @@ def _drive(route: Route, agent, hero: HeroActor, cfg: RunnerConfig, on_tick, fin
             ego = step_vehicle(ego, control, cfg.dt, cfg.dynamics)
             state["ego"] = ego
             hero.state = ego
-            world.tick(ego)
+            world.tick(ego, snap)
             snap = world.snapshot(ego)
             state["snap"] = snap
             failure = crit.update(tick, ego, snap, cfg.dt)
