@@ -209,6 +209,8 @@ def run_suite(
         records = [r for r in records if r["route_id"] != rec["route_id"]] + [rec]
         order = {s.leaderboard_id: i for i, s in enumerate(specs)}
         records.sort(key=lambda r: order[r["route_id"]])
+        for i, r in enumerate(records):
+            r["index"] = i
         write_checkpoint(ckpt, records, total, sensors, finished=len(records) == total)
         bar.done(rec)
     write_checkpoint(ckpt, records, total, sensors, finished=len(records) == total)
