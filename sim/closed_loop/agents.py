@@ -107,7 +107,7 @@ def pure_pursuit_steer(path, s_rear: float, pose: np.ndarray, speed: float, cfg:
     alpha = math.atan2(dy, dx) - pose[2]
     ld = max(math.hypot(dx, dy), 1e-3)
     wheel = math.atan2(2.0 * cfg.wheelbase * math.sin(alpha), ld)
-    return min(max(-wheel / cfg.steer_gain_rad, -1.0), 1.0)
+    return min(max(-wheel / cfg.steer_gain(speed), -1.0), 1.0)
 
 
 class ExpertAgent(_Base):
@@ -174,7 +174,9 @@ class ExpertAgent(_Base):
             if g < -0.5:
                 continue
             state = world.light_state(light)
-            if state == TrafficLightState.RED or (state == TrafficLightState.YELLOW and v * v / (2 * max(g, 0.1)) < 3.0):
+            if state == TrafficLightState.RED or (
+                state == TrafficLightState.YELLOW and v * v / (2 * max(g, 0.1)) < 3.0
+            ):
                 gs = g + min_gap - STOP_GAP
                 if gs < gap:
                     gap, v_lead = gs, 0.0
@@ -237,7 +239,8 @@ def load_agent_class(agent: str):
     if parent not in sys.path:
         sys.path.append(parent)  # the leaderboard puts the agent's folder on the path, as team_code does
     try:
-        spec.loader.exec_module(module)
+        with shims.leaderboard_modules():
+            spec.loader.exec_module(module)
     except Exception as e:
         sys.modules.pop(name, None)
         raise AgentLoadError(f"importing {path} failed: {type(e).__name__}: {e}") from e

@@ -53,9 +53,7 @@ def _global_record(records: list[dict], total: int) -> dict:
         return {}
     keys = ("score_route", "score_penalty", "score_composed")
     mean = {k: sum(r["scores"][k] for r in records) / total for k in keys}
-    std = {
-        k: math.sqrt(sum((r["scores"][k] - mean[k]) ** 2 for r in records) / max(len(records), 1)) for k in keys
-    }
+    std = {k: math.sqrt(sum((r["scores"][k] - mean[k]) ** 2 for r in records) / max(len(records), 1)) for k in keys}
     per_km = infractions_per_km(records)
     return {
         "index": -1,
@@ -68,8 +66,12 @@ def _global_record(records: list[dict], total: int) -> dict:
             "total_length": round(sum(r["meta"]["route_length"] for r in records), 3),
             "duration_game": round(sum(r["meta"]["duration_game"] for r in records), 3),
             "duration_system": round(sum(r["meta"]["duration_system"] for r in records), 3),
-            "exceptions": [[r["route_id"], r["index"], r["status"]] for r in records if r["status"].startswith("Failed - ")
-                           and r["status"] not in ("Failed - Agent got blocked", "Failed - TickRuntime")],
+            "exceptions": [
+                [r["route_id"], r["index"], r["status"]]
+                for r in records
+                if r["status"].startswith("Failed - ")
+                and r["status"] not in ("Failed - Agent got blocked", "Failed - TickRuntime")
+            ],
         },  # fmt: skip
     }
 
@@ -98,9 +100,7 @@ def summary_table(records: list[dict]) -> str:
         "|---|---|---|---:|---:|---:|---|",
     ]
     for r in records:
-        inf = ", ".join(
-            f"{k} {len(v)}" for k, v in r["infractions"].items() if v and k != "min_speed_infractions"
-        )
+        inf = ", ".join(f"{k} {len(v)}" for k, v in r["infractions"].items() if v and k != "min_speed_infractions")
         s = r["scores"]
         lines.append(
             f"| {r['route_id']} | {r.get('scenario_name', '')} | {r['status']} | {s['score_route']:.1f} | "
@@ -131,7 +131,9 @@ class _Progress:
         pct = info.criteria.completion
         bar = "#" * int(pct / 5) + "." * (20 - int(pct / 5))
         rate = info.tick / max(time.perf_counter() - self.t0, 1e-6)
-        sys.stderr.write(f"\r[{self.k}/{self.total}] {self.rid} [{bar}] {pct:5.1f}% t={info.time_s:6.1f}s {rate:5.0f} ticks/s")
+        sys.stderr.write(
+            f"\r[{self.k}/{self.total}] {self.rid} [{bar}] {pct:5.1f}% t={info.time_s:6.1f}s {rate:5.0f} ticks/s"
+        )
         sys.stderr.flush()
 
     def done(self, rec: dict) -> None:

@@ -117,8 +117,11 @@ def _record(spec: RouteSpec, scenario_type: str, save_name: str, status: str, cr
         "num_infractions": sum(len(v) for v in events.values()),
         "infractions": {k: list(events.get(k, [])) for k in INFRACTION_KEYS},
         "scores": {k: round(float(v), 6) for k, v in scores.items()},
-        "meta": {"route_length": round(float(length), 3), "duration_game": round(game_s, 3),
-                 "duration_system": round(system_s, 3)},  # fmt: skip
+        "meta": {
+            "route_length": round(float(length), 3),
+            "duration_game": round(game_s, 3),
+            "duration_system": round(system_s, 3),
+        },  # fmt: skip
         "town_name": spec.town,
         "family": spec.family,
         "seed": spec.seed,
@@ -244,7 +247,7 @@ def _drive(route: Route, agent, hero: HeroActor, cfg: RunnerConfig, on_tick, fin
     state["snap"] = snap
     while True:
         try:
-            data = suite.read(frame + tick, tick, ego, lambda: world.scene_at(ego, snap))
+            data = suite.read(frame + tick, tick, ego, lambda e=ego, s=snap: world.scene_at(e, s))
         except Exception:
             return finish(C.FAILED_SIM_CRASHED, crit, tick, metric, traceback.format_exc())
         try:

@@ -48,7 +48,11 @@ class SensorRig:
                     float(s["x"]), float(s["y"]), float(s["z"]), float(s["roll"]), float(s["pitch"]), float(s["yaw"]),
                     B2D_REAR_AXLE_OFFSET,
                 )  # fmt: skip
-                cams.append(CameraSpec(str(s["id"]), x, y, z, yaw, float(s["fov"]), int(s["width"]), int(s["height"]), pitch, roll))
+                cams.append(
+                    CameraSpec(
+                        str(s["id"]), x, y, z, yaw, float(s["fov"]), int(s["width"]), int(s["height"]), pitch, roll
+                    )
+                )
             elif t == "sensor.other.gnss":
                 gnss.append(s)
             elif t == "sensor.other.imu":
@@ -160,4 +164,3 @@ class HeroActor:
 
     def get_angular_velocity(self):
         return self._carla.Vector3D(0.0, 0.0, -math.degrees(self.state.yaw_rate))
-

@@ -20,7 +20,17 @@ import numpy as np
 
 from sim.closed_loop.dynamics import MKZ2020, DynamicsConfig, VehicleState
 from sim.scenarios.build import SceneBuild, boxes_overlap
-from sim.scene import AGENT_DIM, EGO_DIM, Agents, AgentType, EgoParams, Scene, TrafficLight, TrafficLightState, box_corners
+from sim.scene import (
+    AGENT_DIM,
+    EGO_DIM,
+    Agents,
+    AgentType,
+    EgoParams,
+    Scene,
+    TrafficLight,
+    TrafficLightState,
+    box_corners,
+)
 from sim.traffic import (
     PATH_SPACING,
     STOP_GAP,
@@ -451,7 +461,8 @@ class LivingWorld:
         e = self.ego_params
         c = ego.centre(self.dynamics)
         near = snap.valid & (
-            np.hypot(*(snap.xy - c).T) < (np.hypot(snap.sizes[:, 0], snap.sizes[:, 1]) + math.hypot(e.length, e.width)) / 2
+            np.hypot(*(snap.xy - c).T)
+            < (np.hypot(snap.sizes[:, 0], snap.sizes[:, 1]) + math.hypot(e.length, e.width)) / 2
         )
         idx = np.nonzero(near)[0]
         if not idx.size:

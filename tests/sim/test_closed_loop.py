@@ -26,7 +26,9 @@ def test_brake_agent_gets_blocked():
     res = run_route(RouteSpec(1, "straight_road", 0, max_length_m=120.0), "brake", RunnerConfig())
     rec = res.record
     assert rec["status"] == "Failed - Agent got blocked"
-    assert len(_events(rec, "vehicle_blocked")) == 1 and _events(rec, "vehicle_blocked")[0].startswith("Agent got blocked at (x=")
+    assert len(_events(rec, "vehicle_blocked")) == 1 and _events(rec, "vehicle_blocked")[0].startswith(
+        "Agent got blocked at (x="
+    )
     # 60 s standing (Bench2Drive's AgentBlockedTest) after the ego rolled to a stop from its start speed
     assert 60.0 < rec["meta"]["duration_game"] < 66.0
     assert rec["scores"]["score_route"] < 10.0 and rec["scores"]["score_composed"] < 10.0
@@ -147,3 +149,65 @@ def test_evaluation_seeds_are_reserved():
     assert not set(DEV_SEEDS) & set(HELDOUT_SEEDS)
     assert all(is_reserved(s.seed) for s in suite_specs("dev") + suite_specs("heldout"))
     assert not is_reserved(0) and not is_reserved(123456)
+
+
+ZOO_STYLE_AGENT = '''
+import carla
+from leaderboard.autoagents import autonomous_agent
+
+
+def get_entry_point():
+    return "ZooStyle"
+
+
+class ZooStyle(autonomous_agent.AutonomousAgent):
+    def setup(self, path_to_conf_file):
+        self.track = autonomous_agent.Track.SENSORS
+        self.conf = path_to_conf_file
+
+    def sensors(self):
+        return [
+            {"type": "sensor.camera.rgb", "x": 0.80, "y": 0.0, "z": 1.60, "roll": 0.0, "pitch": 0.0, "yaw": 0.0,
+             "width": 160, "height": 90, "fov": 70, "id": "CAM_FRONT"},
+            {"type": "sensor.other.imu", "x": -1.4, "y": 0.0, "z": 0.0, "roll": 0.0, "pitch": 0.0, "yaw": 0.0,
+             "sensor_tick": 0.05, "id": "IMU"},
+            {"type": "sensor.other.gnss", "x": -1.4, "y": 0.0, "z": 0.0, "roll": 0.0, "pitch": 0.0, "yaw": 0.0,
+             "sensor_tick": 0.01, "id": "GPS"},
+            {"type": "sensor.speedometer", "reading_frequency": 20, "id": "SPEED"},
+        ]
+
+    def run_step(self, input_data, timestamp):
+        frame, img = input_data["CAM_FRONT"]
+        assert img.shape == (90, 160, 4) and img.dtype.name == "uint8" and (img[..., 3] == 255).all()
+        lat, lon, alt = input_data["GPS"][1]
+        assert input_data["IMU"][1].shape == (7,)
+        LOG.append((timestamp, float(lat), float(lon), input_data["SPEED"][1]["speed"]))
+        return carla.VehicleControl(throttle=0.0, steer=0.0, brake=1.0)
+
+
+LOG = []
+'''
+
+
+def test_a_zoo_style_agent_file_runs_unchanged(tmp_path):
+    """An agent file written for the Bench2Drive leaderboard (imports `carla` and `leaderboard.autoagents`) runs as
+    is: loaded by path, entry point, BGRA camera at its declared size, GNSS / IMU / speedometer at 20 Hz."""
+    import sys
+
+    from agent import geometry
+
+    path = tmp_path / "zoo_style_agent.py"
+    path.write_text(ZOO_STYLE_AGENT)
+    cfg = replace(FAST, criteria=replace(FAST.criteria, tick_cap=4), sensor_noise=False)
+    spec = RouteSpec(30, "straight_road", 0, max_length_m=60.0)
+    res = run_route(spec, str(path), cfg)
+    assert res.record["status"] == "Failed - TickRuntime", res.error
+    assert "leaderboard" not in sys.modules  # the stand-in module existed only while the file was imported
+    log = sys.modules["irlvla_closed_loop_agent_zoo_style_agent"].LOG
+    assert [round(t, 2) for t, *_ in log] == [0.0, 0.05, 0.1, 0.15, 0.2]
+    # GNSS is the antenna (1.4 m behind the box centre) in CARLA's projection about the route's georeference
+    route = build_route(spec)
+    x, y = geometry.gnss_to_world(log[0][1], log[0][2], *cfg.georeference)
+    start = route.start_state()
+    assert np.hypot(x - (start.x - 0.01 * np.cos(start.heading)), y - (start.y - 0.01 * np.sin(start.heading))) < 0.01
+    assert log[0][3] == pytest.approx(route.v_start)
