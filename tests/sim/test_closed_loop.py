@@ -151,7 +151,7 @@ def test_evaluation_seeds_are_reserved():
     assert not is_reserved(0) and not is_reserved(123456)
 
 
-ZOO_STYLE_AGENT = '''
+ZOO_STYLE_AGENT = """
 import carla
 from leaderboard.autoagents import autonomous_agent
 
@@ -186,7 +186,7 @@ class ZooStyle(autonomous_agent.AutonomousAgent):
 
 
 LOG = []
-'''
+"""
 
 
 def test_a_zoo_style_agent_file_runs_unchanged(tmp_path):
