@@ -67,9 +67,9 @@ class DynamicsConfig:
             **{
                 k: getattr(self, k)
                 for k in (
-                    "wheelbase", "half_length", "half_width", "height", "steer_gain_rad", "steer_time_constant_s", "max_lateral_accel",
-                    "brake_decel", "hand_brake_decel", "throttle_accel_max", "engine_power_w", "mass_kg",
-                    "frontal_area_m2", "air_density", "reverse_factor",
+                    "wheelbase", "half_length", "half_width", "height", "steer_gain_rad", "steer_time_constant_s",
+                    "max_lateral_accel", "brake_decel", "hand_brake_decel", "throttle_accel_max", "engine_power_w",
+                    "mass_kg", "frontal_area_m2", "air_density", "reverse_factor",
                 )
             },
         )  # fmt: skip

@@ -16,8 +16,8 @@ def test_expert_drives_the_dev_suite(tmp_path):
     summary = run_suite(specs, "expert", tmp_path / "run", route_file=path, progress=False)
     assert len(summary.records) == 10
     assert summary.driving_score >= 95.0, summary.table()
-    assert not any(r["infractions"][k] for r in summary.records for k in ("collisions_vehicle", "collisions_pedestrian",
-                                                                          "collisions_layout", "red_light"))  # fmt: skip
+    serious = ("collisions_vehicle", "collisions_pedestrian", "collisions_layout", "red_light", "stop_infraction")
+    assert not any(r["infractions"][k] for r in summary.records for k in serious)
 
 
 @pytest.mark.slow
