@@ -26,8 +26,7 @@ from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sim.closed_loop import RouteSpec, RunnerConfig, build_route, run_route  # noqa: E402
-from sim.closed_loop import shims  # noqa: E402
+from sim.closed_loop import RouteSpec, RunnerConfig, build_route, run_route, shims  # noqa: E402
 from sim.closed_loop.agents import ExpertAgent  # noqa: E402
 from sim.closed_loop.criteria import CriteriaConfig  # noqa: E402
 
