@@ -38,8 +38,8 @@ B2D_SCENARIO_TYPES: dict[str, str] = {
     "red_light": "VanillaSignalizedTurnEncounterRedLight",
 }
 
-#: CARLA's default georeference for towns without one in their OpenDRIVE header (lat, lon).
-DEFAULT_GEOREFERENCE = (49.0, 8.0)
+#: CARLA's default georeference (lat, lon), used when a map has none (`agent.geometry.parse_opendrive_georeference`).
+DEFAULT_GEOREFERENCE = (42.0, 2.0)
 
 
 class RoadOption(enum.IntEnum):
