@@ -23,7 +23,7 @@ from sim.closed_loop.dynamics import MKZ2020, DynamicsConfig
 from sim.closed_loop.world import Obstacles, corridor_lead, path_pose
 from sim.expert import ExpertConfig
 from sim.scene import TrafficLightState
-from sim.traffic import STOP_GAP, curvature_speed, idm_acceleration, idm_params_arrays, light_stop_positions
+from sim.traffic import STOP_GAP, curvature_speed, follower_acceleration, idm_params_arrays, light_stop_positions
 
 SPEEDOMETER = {"type": "sensor.speedometer", "reading_frequency": 20, "id": "SPEED"}
 
@@ -195,7 +195,7 @@ class ExpertAgent(_Base):
         dist = np.maximum(np.arange(len(window)) * 1.0, 1.0)
         a_curve = float(np.min((window**2 - v * v) / (2 * dist)))
         v_des = max(float(window[0]), 0.1)
-        a = idm_acceleration(
+        a = follower_acceleration(
             np.array([v]), np.array([v_des]), np.array([gap]), np.array([v_lead]), np.zeros(1), np.array([a_curve]),
             np.array([self.a_prev]), self.idm, world.dt,
         )  # fmt: skip

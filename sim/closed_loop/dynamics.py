@@ -4,8 +4,8 @@ A kinematic bicycle about the rear axle with a first-order steering lag and a lo
 the response of CARLA 0.9.15's default hero, the Lincoln MKZ 2020 (`vehicle.lincoln.mkz_2020`, Bench2Drive's ego).
 The numbers and where they come from are in `MKZ2020` and `docs/closed_loop.md`:
 
-- geometry: wheelbase 2.87 m; bounding-box extent (2.45, 1.07, 0.76) m about the box centre, which sits 1.39 m ahead
-  of the rear axle (the values `agent.types.B2D_REAR_AXLE_OFFSET` and the team_code agent already use);
+- geometry: wheelbase 2.87 m, box 4.89 x 1.84 m centred 1.39 m ahead of the rear axle (`agent.vehicles`, the one
+  place the project writes the MKZ's numbers);
 - steering: road-wheel angle = steer x 70 deg (CARLA's front-wheel `max_steer_angle` for its cars) x the speed
   factor of CARLA's default `steering_curve` (1.0 at rest, 0.9 at 20 km/h, 0.8 at 60 km/h, 0.7 at 120 km/h, linear
   in between), with the lateral acceleration capped at 8 m/s^2 (tyre grip; beyond it the car understeers). The
@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from agent.validation import require_non_negative, require_positive
+from agent.vehicles import MKZ_LENGTH, MKZ_REAR_AXLE_TO_CENTER, MKZ_WHEELBASE, MKZ_WIDTH
 
 G = 9.81
 
@@ -41,10 +42,10 @@ G = 9.81
 class DynamicsConfig:
     """Vehicle response parameters (defaults: CARLA 0.9.15's Lincoln MKZ 2020, see the module docstring)."""
 
-    wheelbase: float = 2.87
-    centre_ahead_of_rear_axle: float = 1.39
-    half_length: float = 2.45
-    half_width: float = 1.07
+    wheelbase: float = MKZ_WHEELBASE
+    centre_ahead_of_rear_axle: float = MKZ_REAR_AXLE_TO_CENTER
+    half_length: float = MKZ_LENGTH / 2
+    half_width: float = MKZ_WIDTH / 2
     height: float = 1.52
     steer_gain_rad: float = 1.2217304763960306  # 70 deg
     steering_curve: tuple[tuple[float, float], ...] = ((0.0, 1.0), (20.0, 0.9), (60.0, 0.8), (120.0, 0.7))  # km/h

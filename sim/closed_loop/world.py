@@ -3,7 +3,7 @@
 A route starts from a scenario family's scene at its first logged step (`sim.scenarios.build_scene`) and keeps what
 made the scene: the map, the traffic-light plan (cycling for as long as the route lasts), static objects (parked cars,
 cones, barriers), pedestrians on their scripted walks, and every vehicle on its lane path. Vehicles are re-simulated
-online each tick with the scene generator's IDM law (`sim.traffic.idm_acceleration`): their leads are whatever
+online each tick with the scene generator's IDM law (`sim.traffic.follower_acceleration`): their leads are whatever
 occupies their path corridor ahead (other vehicles, pedestrians, static objects and the ego, which they see like any
 other car), red and yellow lights at stop lines, and stop signs (a full stop, then go). Scripted actors keep their
 scripts (a cut-in's lane-change path, a lead's hard-brake profile) and fall back to IDM once the script ends.
@@ -37,7 +37,7 @@ from sim.traffic import (
     IDMParams,
     Path,
     curvature_speed,
-    idm_acceleration,
+    follower_acceleration,
     idm_params_arrays,
     light_stop_positions,
 )
@@ -425,7 +425,7 @@ class LivingWorld:
         v_des = np.maximum(caps[:, 0], 0.1)
         ahead = np.maximum(win_idx * PATH_SPACING, 1.0)
         a_curve = np.min((caps**2 - (veh.v**2)[:, None]) / (2 * ahead[None]), axis=1)
-        a = idm_acceleration(veh.v, v_des, gap, v_lead, a_lead, a_curve, veh.a, veh.idm, dt)
+        a = follower_acceleration(veh.v, v_des, gap, v_lead, a_lead, a_curve, veh.a, veh.idm, dt)
         step = int(self.time_s / self.scene_dt)
         for i, ov in enumerate(veh.override):
             if ov is not None and step < len(ov) and np.isfinite(ov[step]):

@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 import carla  # the real wheel or the product's stand-in (see conftest.py)
 import numpy as np
 
+from agent.contract import PlanResult
+from agent.geometry import absolute_to_relative
+from agent.types import Trajectory
 from sim.closed_loop.dynamics import MKZ2020, VehicleState, step_vehicle
 from sim.closed_loop.route import RoadOption, global_plan
 from sim.closed_loop.sensors import HeroActor, SensorRig, SensorSuite
@@ -189,7 +192,17 @@ def drive(
 
 
 # -------------------------------------------------------------------------------------------- a known policy
-class RouteFollowingPolicy:
+class StatelessPlanner:
+    """The `agent.contract.Planner` lifecycle for test planners that keep no episode state."""
+
+    def reset(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class RouteFollowingPolicy(StatelessPlanner):
     """A privileged planner with known behaviour: follows a centreline at `target_speed` (acceleration-limited) and
     stops `stop_margin` metres before `stop_s` (its front bumper's arc length) while `red(t)` is true.
 
@@ -217,9 +230,6 @@ class RouteFollowingPolicy:
         self.calls = 0
 
     def step(self, observation):
-        from agent.geometry import absolute_to_relative
-        from agent.types import Trajectory
-
         self.calls += 1
         pose = np.asarray(observation.extras["world_pose"], dtype=np.float64)
         s0, _ = project(self.centreline, pose[:2])
@@ -247,13 +257,7 @@ class RouteFollowingPolicy:
             s_arr - ds, self.arc, self.centreline[:, 1]
         )
         world = np.stack([xs, ys, np.arctan2(hy, hx)], axis=-1)
-        return _Plan(Trajectory(absolute_to_relative(pose, world)))
-
-
-@dataclass
-class _Plan:
-    trajectory: object
-    timings: dict = field(default_factory=dict)
+        return PlanResult(Trajectory(absolute_to_relative(pose, world)))
 
 
 #: the policy the `policy_entry_point` of harness configs returns (set by the test before constructing the agent).
