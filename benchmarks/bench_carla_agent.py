@@ -26,11 +26,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-try:
-    import carla
-except ImportError:  # the data-type fake used by the tests is enough here
-    sys.path.insert(0, str(REPO / "tests" / "team_code" / "fake_carla"))
-    import carla
+from sim.closed_loop import shims  # noqa: E402
+
+carla = shims.install()  # the real wheel, else the closed-loop runner's data-type stand-in
 
 from agent import geometry  # noqa: E402
 from team_code import irlvla_b2d_agent as agent_module  # noqa: E402
@@ -164,7 +162,7 @@ def main() -> int:
         "target_ms": 5.0,
         "frames": "6 x 1600x900 BGRA -> 704x396 RGB",
         "image_backend_auto": "opencv" if importlib.util.find_spec("cv2") else "pillow",
-        "carla_module": "real" if not getattr(carla, "FAKE", False) else "fake (tests/team_code/fake_carla)",
+        "carla_module": "real" if not getattr(carla, "FAKE", False) else "fake (sim/closed_loop/fake_carla.py)",
         "cpu_count": os.cpu_count(),
         "machine": platform.processor() or platform.machine(),
         "variants": results,

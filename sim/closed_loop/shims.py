@@ -18,7 +18,7 @@ import sys
 import types
 from collections.abc import Iterator
 
-__all__ = ["carla_module", "install", "leaderboard_modules", "using_fake_carla"]
+__all__ = ["install", "leaderboard_modules"]
 
 
 def _importable(name: str) -> bool:
@@ -40,14 +40,6 @@ def install(force_fake_carla: bool = False) -> types.ModuleType:
 
             sys.modules["carla"] = fake_carla
     return sys.modules["carla"] if "carla" in sys.modules else importlib.import_module("carla")
-
-
-def carla_module() -> types.ModuleType:
-    return install()
-
-
-def using_fake_carla() -> bool:
-    return bool(getattr(install(), "FAKE", False))
 
 
 @contextlib.contextmanager
