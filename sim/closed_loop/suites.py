@@ -1,7 +1,7 @@
 """Versioned, seeded route suites and the seed ranges reserved for evaluation.
 
 Training must never see an evaluation scene: data sets draw their scene seeds outside `RESERVED_SEED_RANGES`
-(check with `is_reserved`). A suite is a Bench2Drive-format route XML (`suites/<name>_v<VERSION>.xml`, shipped with
+(check with `is_reserved`). A suite is a Bench2Drive-format route XML (`routes/<name>_v<VERSION>.xml`, shipped with
 the package) whose `<route>` elements also carry our `family`, `seed` and `abilities` attributes; the scene is
 regenerated from (family, seed) at run time, and the stored waypoints (CARLA frame, every 5 m) let a run check that
 it drives the same route the file was written with. Bump `SUITE_VERSION` whenever the world or the scenario
@@ -45,7 +45,7 @@ DEV_FAMILIES = (
 HELDOUT_FAMILIES = (*DEV_FAMILIES, "straight_road")
 HELDOUT_PER_FAMILY = 4
 SUITES = ("dev", "heldout")
-SUITE_DIR = Path(__file__).resolve().parent / "suites"
+SUITE_DIR = Path(__file__).resolve().parent / "routes"
 WAYPOINT_SPACING_M = 5.0
 
 
@@ -146,7 +146,7 @@ def load_suite(name_or_path: str) -> tuple[list[RouteSpec], Path, dict[int, np.n
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="write the closed-loop route suites")
-    parser.add_argument("--write", action="store_true", help="regenerate suites/<name>_v<VERSION>.xml")
+    parser.add_argument("--write", action="store_true", help="regenerate routes/<name>_v<VERSION>.xml")
     parser.add_argument("--suites", nargs="+", default=list(SUITES))
     args = parser.parse_args(argv)
     if not args.write:
