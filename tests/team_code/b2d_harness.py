@@ -156,9 +156,6 @@ class KinematicVehicle:
     def pose(self) -> np.ndarray:
         return np.array([self.x, self.y, self.heading])
 
-    def front_centre(self, ahead: float = 3.9) -> np.ndarray:
-        return np.array([self.x + ahead * math.cos(self.heading), self.y + ahead * math.sin(self.heading)])
-
 
 class HeroActor:
     """The `hero_actor` look-alike the agent's metric log reads (CARLA frame: y negated, degrees)."""
