@@ -20,9 +20,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from irlvla.shared_data import shared_path
 from navsim_eval import EpdmsConfig, score_proposals
 
-ANCHORS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "navsim" / "trajectory_anchors_8192.npy"
+ANCHORS = shared_path("data", "navsim", "trajectory_anchors_8192.npy")
 
 
 def generated_plans(k: int, seed: int = 0) -> np.ndarray:

@@ -6,7 +6,6 @@ import logging
 import re
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,8 +15,9 @@ from agent.model.vlm import CommandResult, VLMCommandGuidance, VLMConfig, build_
 from agent.model.vlm_labels import commands_from_trajectory
 from agent.model.vlm_parse import resolve_commands
 from agent.types import PATH_PLAN_COMMANDS, SPEED_PLAN_COMMANDS, NavigationCommand, PathPlan, SpeedPlan
+from irlvla.shared_data import shared_path
 
-SEED = Path(__file__).resolve().parents[2] / ".." / "shared" / "seed" / "IRL-VLA-supplementary.txt"
+SEED = shared_path("seed", "IRL-VLA-supplementary.txt")
 VIEWS = VLMConfig().views
 
 S, P = SpeedPlan, PathPlan
