@@ -200,6 +200,8 @@ class SensorModel:
     gnss_noise_deg: float = 0.0
     nan_compass_steps: int = 2
     seed: int = 0
+    #: CARLA (x, y) -> (lat, lon) of the server's GNSS sensor; None: the <= 0.9.15 Mercator (`location_to_gps`)
+    gnss: Callable[[float, float], tuple[float, float]] | None = None
 
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng(self.seed)
@@ -210,7 +212,10 @@ class SensorModel:
         back = ANTENNA_BEHIND_CENTRE - CENTRE_AHEAD_OF_REAR_AXLE
         ax_ = vehicle.x - back * math.cos(vehicle.heading)
         ay_ = vehicle.y - back * math.sin(vehicle.heading)
-        lat, lon = location_to_gps(self.lat_ref, self.lon_ref, ax_, -ay_)
+        if self.gnss is None:
+            lat, lon = location_to_gps(self.lat_ref, self.lon_ref, ax_, -ay_)
+        else:
+            lat, lon = self.gnss(ax_, -ay_)
         if self.gnss_noise_deg:
             lat += self.rng.normal(0.0, self.gnss_noise_deg)
             lon += self.rng.normal(0.0, self.gnss_noise_deg)
