@@ -63,8 +63,9 @@ def test_score_writes_navsim_csv_and_survives_bad_tokens(tmp_path, caplog):
     assert math.isclose(float(s1["score"]), (float(by["ok"]["score"]) + 0.0) / 2)
     failures = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert failures == [
-        "token nan failed: \"no scene with token 'nan' in the scene folder\"",
-        "token ok_bad_shape failed: proposals must have shape (K, 8, 3) (x, y, heading), got (1, 1, 2)",
+        "token nan failed: token nan: the trajectory contains NaN or infinite values",  # the plan is checked first
+        "token ok_bad_shape failed: token ok_bad_shape: the trajectory must have shape (8, 3) x, y, heading, "
+        "got (1, 2)",
     ]
 
 
