@@ -20,7 +20,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -31,6 +30,8 @@ from sim.closed_loop import shims  # noqa: E402
 carla = shims.install()  # the real wheel, else the closed-loop runner's data-type stand-in
 
 from agent import geometry  # noqa: E402
+from agent.contract import PlanResult  # noqa: E402
+from agent.types import Trajectory  # noqa: E402
 from team_code import irlvla_b2d_agent as agent_module  # noqa: E402
 from team_code.sensors import GNSS_ID, IMU_ID, SPEED_ID, camera_ids  # noqa: E402
 
@@ -38,12 +39,18 @@ LAT_REF, LON_REF = 48.2, 11.6
 
 
 class _FreePolicy:
-    """Returns a fixed straight 5 m/s plan instantly, so only the adapter is timed."""
+    """An `agent.contract.Planner` that returns a fixed straight 5 m/s plan instantly, so only the adapter is timed."""
 
-    poses = np.stack([2.5 * np.arange(1, 9), np.zeros(8), np.zeros(8)], axis=-1)
+    plan = PlanResult(Trajectory(np.stack([2.5 * np.arange(1, 9), np.zeros(8), np.zeros(8)], axis=-1)))
 
     def step(self, observation):
-        return SimpleNamespace(trajectory=SimpleNamespace(poses=self.poses), timings={})
+        return self.plan
+
+    def reset(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 _POLICY = _FreePolicy()
