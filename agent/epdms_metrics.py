@@ -39,9 +39,6 @@ WEIGHTED_METRICS: tuple[str, ...] = EPDMS_METRICS[4:]
 #: NAVSIM v2's weights of the weighted-average sub-metrics (sum 16).
 EPDMS_WEIGHTS: dict[str, float] = {"ep": 5.0, "ttc": 5.0, "lk": 2.0, "hc": 2.0, "ec": 2.0}
 
-#: Short key -> official column name.
-COLUMN_OF: dict[str, str] = dict(zip(EPDMS_METRICS, EPDMS_COLUMNS))
-
 
 def epdms_from_table(table: np.ndarray, weights: tuple[float, ...] | None = None) -> np.ndarray:
     """EPDMS (...,) from a (..., 9) table in `EPDMS_METRICS` order; a NaN EC drops out (denominator 14).

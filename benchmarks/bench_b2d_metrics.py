@@ -21,8 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench2drive_eval.metrics import compute_metrics
 from bench2drive_eval.records import INFRACTION_KEYS
 from bench2drive_eval.routes import parse_routes
+from irlvla.shared_data import shared_path
 
-ROUTES_XML = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "bench2drive" / "bench2drive220.xml"
+ROUTES_XML = shared_path("data", "bench2drive", "bench2drive220.xml")
 
 
 def make_inputs(folder: Path, num_routes: int, samples: int, seed: int = 0) -> tuple[list[dict], list[str]]:

@@ -20,19 +20,18 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-try:
-    import carla
-except ImportError:  # the data-type fake used by the tests is enough here
-    sys.path.insert(0, str(REPO / "tests" / "team_code" / "fake_carla"))
-    import carla
+from sim.closed_loop import shims  # noqa: E402
+
+carla = shims.install()  # the real wheel, else the closed-loop runner's data-type stand-in
 
 from agent import geometry  # noqa: E402
+from agent.contract import PlanResult  # noqa: E402
+from agent.types import Trajectory  # noqa: E402
 from team_code import irlvla_b2d_agent as agent_module  # noqa: E402
 from team_code.sensors import GNSS_ID, IMU_ID, SPEED_ID, camera_ids  # noqa: E402
 
@@ -40,12 +39,18 @@ LAT_REF, LON_REF = 48.2, 11.6
 
 
 class _FreePolicy:
-    """Returns a fixed straight 5 m/s plan instantly, so only the adapter is timed."""
+    """An `agent.contract.Planner` that returns a fixed straight 5 m/s plan instantly, so only the adapter is timed."""
 
-    poses = np.stack([2.5 * np.arange(1, 9), np.zeros(8), np.zeros(8)], axis=-1)
+    plan = PlanResult(Trajectory(np.stack([2.5 * np.arange(1, 9), np.zeros(8), np.zeros(8)], axis=-1)))
 
     def step(self, observation):
-        return SimpleNamespace(trajectory=SimpleNamespace(poses=self.poses), timings={})
+        return self.plan
+
+    def reset(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 _POLICY = _FreePolicy()
@@ -164,7 +169,7 @@ def main() -> int:
         "target_ms": 5.0,
         "frames": "6 x 1600x900 BGRA -> 704x396 RGB",
         "image_backend_auto": "opencv" if importlib.util.find_spec("cv2") else "pillow",
-        "carla_module": "real" if not getattr(carla, "FAKE", False) else "fake (tests/team_code/fake_carla)",
+        "carla_module": "real" if not getattr(carla, "FAKE", False) else "fake (sim/closed_loop/fake_carla.py)",
         "cpu_count": os.cpu_count(),
         "machine": platform.processor() or platform.machine(),
         "variants": results,

@@ -26,12 +26,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from irlvla.shared_data import shared_path
 from navsim_eval import EpdmsConfig, score_proposals
 from navsim_eval.cache import SceneCache
 
 OFFICIAL_S_PER_CALL = 0.050  # one official pdm_score call, one proposal, one core (spec section 8.12)
 
-ANCHORS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "navsim" / "trajectory_anchors_8192.npy"
+ANCHORS = shared_path("data", "navsim", "trajectory_anchors_8192.npy")
 
 
 def generated_plans(k: int, seed: int = 0) -> np.ndarray:

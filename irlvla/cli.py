@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "navsim": ("navsim_agent.cli", "NAVSIM v2 agent: two-stage evaluation and submission"),
     "b2d": ("bench2drive_eval.cli", "Bench2Drive evaluation launcher and metrics"),
     "model": ("agent.cli", "IRL-VLA model summaries"),
+    "drive": ("sim.closed_loop.cli", "closed-loop driving on the embedded world, scored like the leaderboard"),
     "export": ("agent.runtime.cli", "export the model to ONNX graphs and TensorRT engines"),
 }
 

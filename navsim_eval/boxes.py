@@ -89,7 +89,3 @@ def segment_intersects_box(p0: np.ndarray, p1: np.ndarray, quad: np.ndarray, eps
         scale = np.maximum(np.abs(axis).sum(axis=-1), 1e-12)
         out &= (smax >= qmin - eps * scale) & (qmax >= smin - eps * scale)
     return out
-
-
-def bounding_radius(length, width) -> np.ndarray:
-    return 0.5 * np.hypot(np.asarray(length, dtype=np.float64), np.asarray(width, dtype=np.float64))

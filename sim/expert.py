@@ -22,9 +22,7 @@ logger = logging.getLogger(__name__)
 COMFORT_LON_ACCEL = (-4.05, 2.40)
 COMFORT_LAT_ACCEL = 4.89
 COMFORT_JERK = 8.37
-COMFORT_LON_JERK = 4.13
 COMFORT_YAW_RATE = 0.95
-COMFORT_YAW_ACCEL = 1.93
 
 
 @dataclass

@@ -105,14 +105,6 @@ class RoadHandle:
     bwd: list[str]
     lane_width: float
 
-    @property
-    def half_width_fwd(self) -> float:
-        return len(self.fwd) * self.lane_width
-
-    @property
-    def half_width_bwd(self) -> float:
-        return len(self.bwd) * self.lane_width
-
 
 @dataclass
 class JunctionArm:

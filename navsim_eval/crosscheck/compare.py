@@ -24,13 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from irlvla.atomic import atomic_write_text
+from irlvla.shared_data import shared_path
 from navsim_eval.config import METRIC_NAMES
 from sim.scene import EGO_VX, Scene
 
 logger = logging.getLogger(__name__)
 
 METRICS: tuple[str, ...] = METRIC_NAMES
-ANCHORS_PATH = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "navsim" / "trajectory_anchors_256.npy"
+ANCHORS_PATH = shared_path("data", "navsim", "trajectory_anchors_256.npy")
 
 
 @dataclass(frozen=True)

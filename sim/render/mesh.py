@@ -28,7 +28,6 @@ DOUBLE_LINE_OFFSET = 0.12
 #: Douglas-Peucker tolerance (m) for solid line polylines before they become quads.
 SIMPLIFY_TOLERANCE = 0.02
 CROSSWALK_BAR = 0.5
-STOPLINE_MIN_WIDTH = 0.3
 
 # Quad faces of a prism with corners 0-3 at the bottom (CCW from above) and 4-7 above them, wound CCW seen from outside.
 PRISM_FACES = np.array(

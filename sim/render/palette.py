@@ -94,11 +94,6 @@ LIGHT_HOUSING = (28, 28, 30)
 #: Lamp colours (lit, dim) for red, yellow, green, top to bottom.
 LAMP_LIT = {"red": (255, 40, 30), "yellow": (255, 200, 20), "green": (40, 230, 90)}
 LAMP_DIM = {"red": (70, 24, 22), "yellow": (70, 60, 20), "green": (20, 60, 30)}
-STATE_LAMP = {
-    int(TrafficLightState.RED): "red",
-    int(TrafficLightState.YELLOW): "yellow",
-    int(TrafficLightState.GREEN): "green",
-}
 #: BEV picture colour of a connector by its light state.
 STATE_RGB = {
     int(TrafficLightState.GREEN): (40, 220, 90),

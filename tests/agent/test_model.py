@@ -13,6 +13,7 @@ from agent.config import load_preset
 from agent.model.irlvla import build_model
 from agent.model.planner import bev_grid_coords
 from agent.types import model_rig
+from irlvla.shared_data import shared_path
 
 
 def make_batch(cfg, b: int = 1, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -271,11 +272,10 @@ def test_anchor_tools(tmp_path):
 
 
 def test_shared_navsim_anchors_reduce_to_the_planner_size():
-    from pathlib import Path
 
     from agent.model.anchors import load_anchors
 
-    path = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "navsim" / "trajectory_anchors_256.npy"
+    path = shared_path("data", "navsim", "trajectory_anchors_256.npy")
     if not path.is_file():
         pytest.skip("shared NAVSIM anchors not available")
     anchors = load_anchors(path, 20)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 import yaml
@@ -11,8 +10,9 @@ import yaml
 from agent.config import ModelConfig, PlannerConfig, PreprocessConfig, SegConfig, load_preset
 from agent.types import PATH_PLAN_COMMANDS, SPEED_PLAN_COMMANDS
 from irlvla.configload import ConfigError
+from irlvla.shared_data import shared_path
 
-SEED = Path(__file__).resolve().parents[2] / ".." / "shared" / "seed" / "IRL-VLA-supplementary.txt"
+SEED = shared_path("seed", "IRL-VLA-supplementary.txt")
 
 
 @pytest.mark.parametrize("name", ["full", "tiny"])

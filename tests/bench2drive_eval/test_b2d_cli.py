@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from irlvla.cli import main
+from irlvla.shared_data import shared_path
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "bench2drive"
+DATA = shared_path("data", "bench2drive")
 needs_data = pytest.mark.skipif(not (DATA / "UniAD-Base.merged.json").is_file(), reason="shared data absent")
 
 

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from bench2drive_eval.routes import RouteFileError, parse_routes, routes_to_xml, split_routes, write_routes
+from irlvla.shared_data import shared_path
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "bench2drive"
+DATA = shared_path("data", "bench2drive")
 
 ROUTE = """  <route id="{id}" town="{town}">
     <waypoints>

@@ -12,8 +12,9 @@ from bench2drive_eval.metrics import MetricsConfig, compute_metrics
 from bench2drive_eval.records import INFRACTION_KEYS, RecordError, checkpoint_document, load_records
 from bench2drive_eval.routes import parse_routes
 from bench2drive_eval.scores import driving_score, infractions_per_km, is_success, success_rate
+from irlvla.shared_data import shared_path
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "bench2drive"
+DATA = shared_path("data", "bench2drive")
 needs_data = pytest.mark.skipif(not (DATA / "UniAD-Base.merged.json").is_file(), reason="shared data absent")
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import csv
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from irlvla.shared_data import shared_path
 from navsim_eval.aggregate import (
     CSV_COLUMNS,
     TokenRow,
@@ -24,9 +24,7 @@ from navsim_eval.aggregate import (
 from navsim_eval.api import aggregate_epdms
 from navsim_eval.config import METRIC_NAMES
 
-SHARED_CSV = (
-    Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "navsim" / "diffvla_navhard_two_stage_scores.csv"
-)
+SHARED_CSV = shared_path("data", "navsim", "diffvla_navhard_two_stage_scores.csv")
 
 
 def test_epdms_formula_with_and_without_ec():

@@ -28,6 +28,7 @@ def _read(path: Path) -> list[dict[str, str]]:
 def test_score_writes_navsim_csv_and_survives_bad_tokens(tmp_path, caplog):
     scenes = tmp_path / "scenes"
     save_scene(straight_road(token="ok"), scenes / "ok")
+    save_scene(straight_road(token="ok_bad_shape"), scenes / "ok_bad_shape")  # a scene, so the shape is what fails
     save_scene(
         # the logged human brakes at 4 m/s^2 and stops 12.5 m on (front at 16.5 m), short of the car at 22.5 m:
         # the human filter does not apply
@@ -60,7 +61,12 @@ def test_score_writes_navsim_csv_and_survives_bad_tokens(tmp_path, caplog):
     assert math.isclose(float(by["ok"]["score"]), (5 * ep + 9) / 14, rel_tol=1e-12)
     s1 = by["extended_pdm_score_stage_one"]
     assert math.isclose(float(s1["score"]), (float(by["ok"]["score"]) + 0.0) / 2)
-    assert "failed" in caplog.text or "no scene" in caplog.text
+    failures = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert failures == [
+        "token nan failed: token nan: the trajectory contains NaN or infinite values",  # the plan is checked first
+        "token ok_bad_shape failed: token ok_bad_shape: the trajectory must have shape (8, 3) x, y, heading, "
+        "got (1, 2)",
+    ]
 
 
 def test_two_stage_mapping(tmp_path):

@@ -26,6 +26,7 @@ from navsim_eval.api import score_proposals
 from navsim_eval.comfort import comfort_flags, two_frame_extended_comfort
 from navsim_eval.config import IDMTrafficConfig, ScorerConfig
 from navsim_eval.mapquery import MapQueries
+from navsim_eval.observation import Observation, build_observation
 from navsim_eval.scorer import normalise_progress
 from navsim_eval.simulation import S_AX, simulate_plans
 from sim.scene import SPEED_LIMIT_50_KMH, AgentType, EgoParams, TrafficLightState
@@ -33,6 +34,15 @@ from sim.scene import SPEED_LIMIT_50_KMH, AgentType, EgoParams, TrafficLightStat
 V = AgentType.VEHICLE
 CFG = ScorerConfig()
 P = EgoParams()
+
+
+def _one_car(states: np.ndarray, first_speed: float) -> Observation:
+    """An observation of one 4 x 2 x 1.5 m vehicle "c" with the given (T, 5) states, present throughout, no lights."""
+    n = states.shape[0]
+    return Observation(
+        ("c",), np.array([0]), np.array([[4.0, 2.0, 1.5]]), states[None], np.ones((1, n), bool),
+        np.array([first_speed]), (), np.zeros((0, n), bool),
+    )  # fmt: skip
 
 
 def _areas(states, scene):
@@ -102,22 +112,11 @@ def test_lateral_collision_is_at_fault_only_when_straddling_lanes():
     # a 4 m x 2 m car level with the ego centre closes in sideways at 1 m/s (0.1 m per step) from y = 4: its right
     # side touches the ego's left side (y = 1.1485) at y = 2.1485; the ego front (centre + 2.588 m) is clear of its
     # 2 m half length, and its centroid is 56 deg off the ego heading: ACTIVE_LATERAL
-    from navsim_eval.observation import Observation
-
-    st = np.zeros((1, n, 5))
-    st[0, :, 0] = np.arange(n) * 1.0 + 1.461
-    st[0, :, 1] = 4.0 - 0.1 * np.arange(n)
-    st[0, :, 3] = 10.0
-    obs = Observation(
-        ("c",),
-        np.array([0]),
-        np.array([[4.0, 2.0, 1.5]]),
-        st,
-        np.ones((1, n), bool),
-        np.array([10.0]),
-        (),
-        np.zeros((0, n), bool),
-    )
+    st = np.zeros((n, 5))
+    st[:, 0] = np.arange(n) * 1.0 + 1.461
+    st[:, 1] = 4.0 - 0.1 * np.arange(n)
+    st[:, 3] = 10.0
+    obs = _one_car(st, first_speed=10.0)
     assert metrics.no_at_fault_collisions(ego, areas, obs, CFG, P)[0] == 1.0
     areas.multiple_lanes[:] = True
     assert metrics.no_at_fault_collisions(ego, areas, obs, CFG, P)[0] == 0.0
@@ -394,20 +393,9 @@ def test_ttc_ignores_slow_ego():
     n = 41
     states = sim_states(np.zeros((n, 2)), speed=1e-3)
     ego, areas = _areas(states, scene)
-    from navsim_eval.observation import Observation
-
-    st = np.zeros((1, n, 5))
-    st[0, :, 0] = 5.0
-    obs = Observation(
-        ("c",),
-        np.array([0]),
-        np.array([[4.0, 2.0, 1.5]]),
-        st,
-        np.ones((1, n), bool),
-        np.array([0.0]),
-        (),
-        np.zeros((0, n), bool),
-    )
+    st = np.zeros((n, 5))
+    st[:, 0] = 5.0
+    obs = _one_car(st, first_speed=0.0)
     assert metrics.time_to_collision(ego, areas, obs, CFG, P, 0.1)[0] == 1.0
     states[..., 3] = 1.0
     ego, areas = _areas(states, scene)
@@ -439,7 +427,6 @@ def test_reactive_vehicle_keeps_its_lane_speed_limit():
     # nuPlan's IDMAgent replaces the configured 10 m/s target with its lane's speed limit (13.89 m/s here): a lone
     # vehicle at 13 m/s far ahead of the ego must not slow towards 10 m/s; IDM's free-road acceleration is
     # a_max (1 - (v / 13.89)^4) >= 0 and it never exceeds the limit.
-    from navsim_eval.observation import build_observation
     from navsim_eval.traffic import idm_reactive
 
     scene = straight_road([("lead", V, (5.0, 2.0), agent_track(60.0, 0.0, 13.0))])
@@ -470,7 +457,6 @@ def test_reactive_vehicle_stops_at_the_stop_line_of_a_red_connector(state):
     # IDMAgentManager puts the stop lines of red connectors on an agent's route into its occupancy map as standing
     # obstacles. The car's front starts at -27.75 m, 25.75 m before the line at x = -2; braking at most 2 m/s^2 from
     # 8 m/s needs 16 m, so on red its front stays behind x = -2 for all 4 s; on green it drives on past x = 0.
-    from navsim_eval.observation import build_observation
     from navsim_eval.traffic import idm_reactive
 
     scene = _junction_with_stop_line(state)
@@ -484,7 +470,6 @@ def test_reactive_vehicle_stops_at_the_stop_line_of_a_red_connector(state):
 
 
 def test_reactive_traffic_decelerates_within_idm_bounds():
-    from navsim_eval.observation import build_observation
     from navsim_eval.traffic import idm_reactive
 
     scene = straight_road([("f", V, (5.0, 2.0), agent_track(-15.0 + 1.461, 0.0, 10.0))])
@@ -499,7 +484,6 @@ def test_reactive_traffic_decelerates_within_idm_bounds():
 
 # ---- NAVSIM's 2 Hz observation ----
 def test_agents_are_read_at_2hz_and_interpolated():
-    from navsim_eval.observation import build_observation
 
     track = agent_track(10.0, 0.0, 5.0)
     # a 10 Hz wiggle in y between the 0.5 s samples: NAVSIM never sees it
@@ -514,7 +498,6 @@ def test_agents_are_read_at_2hz_and_interpolated():
 
 
 def test_track_seen_at_one_sample_is_held_everywhere():
-    from navsim_eval.observation import build_observation
 
     scene = straight_road([("once", V, (4.0, 2.0), agent_track(30.0, 3.5, 8.0))])
     scene.agents.valid[0] = False
@@ -526,7 +509,6 @@ def test_track_seen_at_one_sample_is_held_everywhere():
 
 
 def test_traffic_lights_are_sample_and_hold_per_half_second():
-    from navsim_eval.observation import build_observation
 
     scene = junction(TrafficLightState.GREEN)
     states = scene.traffic_lights[0].states
@@ -581,7 +563,6 @@ def test_pdm_closed_leader_is_requeried_along_the_forecast():
     # `_get_leading_agent_velocity` does: |v| cos(0) = 1.5 m/s.
     from shapely.geometry import LineString
 
-    from navsim_eval.observation import build_observation
     from navsim_eval.pdm_closed import _leaders, constant_velocity_forecast
 
     scene = straight_road([("car", V, (4.0, 2.0), agent_track(30.0, -3.0, 0.0, heading=0.0, vy=1.5))])

@@ -47,6 +47,7 @@ from nuplan.planning.simulation.trajectory.trajectory_sampling import Trajectory
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from epdms_fixtures import agent_track, ego_log, junction, straight_plan, straight_road  # noqa: E402
 
+from irlvla.shared_data import shared_path  # noqa: E402
 from navsim_eval.comfort import comfort_flags, history_states, two_frame_extended_comfort  # noqa: E402
 from navsim_eval.config import METRIC_NAMES, ScorerConfig  # noqa: E402
 from navsim_eval.mapquery import MapQueries, proximal  # noqa: E402
@@ -57,7 +58,7 @@ from navsim_eval.traffic import log_replay  # noqa: E402
 from sim.scene import AgentType, Scene, TrafficLightState  # noqa: E402
 
 SAMPLING = TrajectorySampling(num_poses=40, interval_length=0.1)
-ANCHORS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "navsim" / "trajectory_anchors_256.npy"
+ANCHORS = shared_path("data", "navsim", "trajectory_anchors_256.npy")
 _TYPES = {
     AgentType.VEHICLE: TrackedObjectType.VEHICLE,
     AgentType.PEDESTRIAN: TrackedObjectType.PEDESTRIAN,
