@@ -37,7 +37,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "sim": frozenset({"agent", "bench2drive_eval", "irlvla"}),
     "bench2drive_eval": frozenset({"irlvla"}),
     "navsim_eval": frozenset({"agent", "sim", "irlvla"}),
-    "team_code": frozenset({"agent", "irlvla"}),
+    "team_code": frozenset({"agent", "bench2drive_eval", "irlvla"}),
     "navsim_agent": frozenset({"agent", "navsim_eval", "sim", "irlvla"}),
     "training": frozenset({"agent", "sim", "navsim_eval", "irlvla"}),
     "viz": frozenset({"agent", "sim", "irlvla"}),

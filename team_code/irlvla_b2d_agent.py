@@ -32,12 +32,13 @@ from agent.types import (
     Trajectory,
     bench2drive_rig,
 )
-from team_code.base_agent import AgentTrack, BaseAgent
+from bench2drive_eval.agent_api import AgentTrack, BaseAgent
+from bench2drive_eval.metric_info import metric_info_from_actor
 from team_code.config import AgentConfig
 from team_code.controllers import ControlCommand, TrajectoryController, hazard_ahead
 from team_code.images import ImagePreprocessor
 from team_code.localization import GEO_MODELS, GnssModelSelector, ImuReading, Localizer, calibrate_georeference
-from team_code.metric_log import MetricLogger, metric_info_from_actor
+from team_code.metric_log import MetricLogger
 from team_code.route import RoutePlanner, RouteTracker, road_option_value
 from team_code.sensors import GNSS_ID, IMU_ID, SPEED_ID, build_sensors, camera_ids
 

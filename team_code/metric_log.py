@@ -19,31 +19,13 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from bench2drive_eval.metric_info import METRIC_KEYS
 from irlvla.atomic import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
-METRIC_KEYS = ("acceleration", "angular_velocity", "forward_vector", "right_vector", "location", "rotation")
 JSON_NAME = "metric_info.json"
 JOURNAL_NAME = "metric_info.jsonl"
-
-
-def metric_info_from_actor(actor) -> dict[str, list[float]]:
-    """The six signals of Bench2Drive's `get_metric_info()`, read from a CARLA vehicle (or any look-alike)."""
-
-    def vec(v) -> list[float]:
-        return [float(v.x), float(v.y), float(v.z)]
-
-    tf = actor.get_transform()
-    rot = tf.rotation
-    return {
-        "acceleration": vec(actor.get_acceleration()),
-        "angular_velocity": vec(actor.get_angular_velocity()),
-        "forward_vector": vec(tf.get_forward_vector()),
-        "right_vector": vec(tf.get_right_vector()),
-        "location": vec(tf.location),
-        "rotation": [float(rot.roll), float(rot.pitch), float(rot.yaw)],
-    }
 
 
 def _check_record(info: Mapping[str, Sequence[float]]) -> dict[str, list[float]]:

@@ -34,7 +34,7 @@ class AgentLoadError(RuntimeError):
 
 def _base():
     shims.install()
-    from team_code.base_agent import LocalAutonomousAgent, Track
+    from bench2drive_eval.agent_api import LocalAutonomousAgent, Track
 
     return LocalAutonomousAgent, Track
 

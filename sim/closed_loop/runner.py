@@ -210,7 +210,7 @@ def run_route(
 
 
 def _drive(route: Route, agent, hero: HeroActor, cfg: RunnerConfig, on_tick, finish, validate: bool) -> RouteResult:
-    from team_code.sensors import SensorConfigurationInvalid, validate_sensors
+    from bench2drive_eval.sensor_rules import SensorConfigurationInvalid, validate_sensors
 
     spec = route.spec
     try:
@@ -239,7 +239,7 @@ def _drive(route: Route, agent, hero: HeroActor, cfg: RunnerConfig, on_tick, fin
     if getattr(agent, "PRIVILEGED", False) and hasattr(agent, "privileged_world"):
         agent.privileged_world(PrivilegedView(world, route, lambda: state["ego"], lambda: state["snap"]))
     metric: list[dict] = []
-    from team_code.metric_log import metric_info_from_actor
+    from bench2drive_eval.metric_info import metric_info_from_actor
 
     tick = 0
     frame = 1000

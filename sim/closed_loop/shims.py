@@ -4,9 +4,9 @@
 `install()` makes `import carla` work for good (idempotent; a real `carla` wheel is always preferred).
 `leaderboard_modules()` provides the leaderboard's base-class module only while an agent file is imported (agent
 files import it at the top) and removes it afterwards, so nothing else in the process mistakes it for a real
-leaderboard checkout. The base class is the team_code agent's local stand-in (`team_code.base_agent`), the one place
-the project writes down the leaderboard's agent contract (constructor attributes, `set_global_plan` with the
-Bench2Drive fork's 50 m downsampling, `__call__`).
+leaderboard checkout. The base class is the leaderboard interface's local stand-in (`bench2drive_eval.agent_api`),
+the one place the project writes down the leaderboard's agent contract (constructor attributes, `set_global_plan`
+with the Bench2Drive fork's 50 m downsampling, `__call__`).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def leaderboard_modules() -> Iterator[None]:
     if _importable("leaderboard"):
         yield
         return
-    from team_code import base_agent  # imported first: it must keep seeing no leaderboard
+    from bench2drive_eval import agent_api as base_agent  # imported first: it must keep seeing no leaderboard
 
     names = ("leaderboard", "leaderboard.autoagents", "leaderboard.autoagents.autonomous_agent")
     mods = {n: types.ModuleType(n) for n in names}

@@ -17,6 +17,7 @@ import torch
 from agent.checkpoint import save_checkpoint, sha256_path, write_manifest_entry
 from agent.config import load_preset
 from agent.model.irlvla import build_model
+from bench2drive_eval.metric_info import METRIC_KEYS
 from irlvla.atomic import atomic_path, atomic_write_bytes, atomic_write_json, file_mode
 from irlvla.cli import main
 from navsim_eval.aggregate import write_csv
@@ -24,7 +25,7 @@ from navsim_eval.cli import write_baseline_trajectories
 from navsim_eval.crosscheck.compare import _write_json
 from sim.scenarios import generate_scene
 from sim.scene_io import save_scene
-from team_code.metric_log import METRIC_KEYS, MetricLogger
+from team_code.metric_log import MetricLogger
 
 
 @pytest.fixture(params=[0o022, 0o027], ids=["umask022", "umask027"])

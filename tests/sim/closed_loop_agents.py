@@ -14,7 +14,7 @@ from sim.closed_loop.world import path_pose
 from sim.traffic import build_path
 
 shims.install()
-from team_code.base_agent import LocalAutonomousAgent, Track  # noqa: E402
+from bench2drive_eval.agent_api import LocalAutonomousAgent, Track  # noqa: E402
 
 
 def blind_follower(speed: float = 8.0, follow: str = "route", stop_at_fraction: float | None = None, sensors=None):

@@ -14,8 +14,8 @@ import pytest
 import team_code.irlvla_b2d_agent as agent_module
 from agent.contract import Detections, PlanResult
 from agent.types import Trajectory
-from team_code.base_agent import downsample_route
-from team_code.sensors import validate_sensors
+from bench2drive_eval.agent_api import downsample_route
+from bench2drive_eval.sensor_rules import validate_sensors
 
 
 class _StraightPolicy(H.StatelessPlanner):
@@ -229,7 +229,7 @@ def test_base_is_the_leaderboard_agent_when_importable(monkeypatch):
     import sys
     import types
 
-    import team_code.base_agent as base_agent
+    import bench2drive_eval.agent_api as base_agent
 
     class FakeTrack(enum.Enum):
         SENSORS = "SENSORS"

@@ -8,7 +8,8 @@ import carla
 import pytest
 
 from bench2drive_eval import comfort
-from team_code.metric_log import MetricLogger, materialize, metric_info_from_actor, read_journal
+from bench2drive_eval.metric_info import metric_info_from_actor
+from team_code.metric_log import MetricLogger, materialize, read_journal
 
 
 def _rec(i):

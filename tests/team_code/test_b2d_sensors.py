@@ -7,7 +7,8 @@ import math
 import pytest
 
 from agent.types import bench2drive_rig
-from team_code.sensors import SensorConfigurationInvalid, build_sensors, validate_sensors
+from bench2drive_eval.sensor_rules import SensorConfigurationInvalid, validate_sensors
+from team_code.sensors import build_sensors
 
 # The Bench2Drive Zoo camera table (spec section 2), typed here independently: name -> (x, y, yaw, fov).
 ZOO_CAMERAS = {

@@ -1,6 +1,9 @@
-"""The leaderboard's `AutonomousAgent` when it is importable, otherwise a small local base with the same contract.
+"""The leaderboard's agent interface: `AutonomousAgent` when the leaderboard is importable, otherwise a small local
+base with the same contract.
 
-The local base lets the agent be constructed and driven in tests (and by `sim`) without CARLA's leaderboard. It
+It lives in the Bench2Drive harness because two rooms need it: the CARLA adapter (`team_code/`) subclasses it, and
+the closed-loop world (`sim/closed_loop/`) serves it as the leaderboard module to agent files it loads by path. The
+local base lets an agent be constructed and driven without CARLA's leaderboard. It
 mirrors the Bench2Drive fork: `__init__(host, port, debug)` sets `track`, the two plans and `hero_actor`;
 `set_global_plan` keeps the points `downsample_route(plan, 50)` keeps; `__call__` forces `manual_gear_shift = False`.
 """
