@@ -15,135 +15,26 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from b2d_launcher_support import (
+    EVALUATOR,
+    FAKES,
+    IDS,
+    SERVER,
+    alive,
+    assert_all_dead,
+    assert_one_record_each,
+    done_counts,
+    launcher_args,
+    pids,
+    runs,
+    sigkill_launcher_after_two_routes,
+)
 
 from bench2drive_eval.launcher.config import LaunchConfig
-from bench2drive_eval.launcher.processes import is_running, tagged_processes
 from bench2drive_eval.launcher.run import run_evaluation
 from bench2drive_eval.launcher.shard import ShardRunner
 from bench2drive_eval.records import checkpoint_document, load_records
 from bench2drive_eval.routes import parse_routes
-
-FAKES = Path(__file__).resolve().parent / "fakes"
-EVALUATOR = (
-    f"{sys.executable} {FAKES / 'fake_leaderboard_evaluator.py'} --routes={{routes}} --checkpoint={{checkpoint}} "
-    "--agent={agent} --agent-config={agent_config} --host={host} --port={port} --traffic-manager-port={tm_port} "
-    "--gpu-rank={gpu} --track={track}"
-)
-SERVER = (
-    f"{sys.executable} {FAKES / 'fake_carla_server.py'} -RenderOffScreen -carla-rpc-port={{port}} "
-    "-graphicsadapter={gpu}"
-)
-IDS = [str(i) for i in range(101, 109)]
-# the smallest agent file the leaderboard (and the preflight) accepts: an entry point naming a class
-AGENT = 'def get_entry_point():\n    return "Agent"\n\n\nclass Agent:\n    pass\n'
-
-
-@pytest.fixture
-def run_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    state = tmp_path / "state"
-    state.mkdir()
-    monkeypatch.setenv("FAKE_B2D_STATE", str(state))
-    monkeypatch.setenv("FAKE_CARLA_STATE", str(state))
-    monkeypatch.setenv("FAKE_B2D_ROUTE_SECONDS", "0.02")
-    body = "".join(
-        f'<route id="{i}" town="Town01"><waypoints><position x="0" y="0" z="0"/><position x="10" y="0" z="0"/>'
-        f'</waypoints><scenarios><scenario name="Accident_{i}" type="Accident"/></scenarios></route>\n'
-        for i in IDS
-    )
-    routes = tmp_path / "routes.xml"
-    routes.write_text(f"<routes>\n{body}</routes>\n")
-    (tmp_path / "agent.py").write_text(AGENT)
-    (tmp_path / "cfg.yaml").write_text("preset: tiny\n")
-    cfg = LaunchConfig(
-        routes=routes,
-        agent=tmp_path / "agent.py",
-        agent_config=str(tmp_path / "cfg.yaml"),
-        out=tmp_path / "out",
-        gpus=(0, 1),
-        evaluator_cmd=EVALUATOR,
-        server_cmd=SERVER,
-        base_port=31000 + (os.getpid() % 500) * 30,
-        base_tm_port=52000,
-        server_mode="own",
-        route_timeout_s=60.0,
-        server_startup_s=10.0,
-        evaluator_startup_s=30.0,
-        poll_s=0.05,
-        progress_s=0.2,
-        kill_grace_s=1.0,
-        max_route_attempts=3,
-    )
-    return cfg, state
-
-
-def runs(state: Path) -> list[tuple[str, str]]:
-    path = state / "runs.log"
-    return [tuple(line.split()) for line in path.read_text().splitlines()] if path.is_file() else []
-
-
-def done_counts(state: Path) -> Counter:
-    return Counter(rid for rid, what in runs(state) if what == "done")
-
-
-def launcher_args(cfg, *extra: str) -> list[str]:
-    """`irlvla b2d eval` arguments for the fixture's routes on one GPU, fast polling."""
-    return [
-        "b2d", "eval", "--routes", str(cfg.routes), "--agent", str(cfg.agent), "--agent-config", cfg.agent_config,
-        "--out", str(cfg.out), "--gpus", "0", *extra,
-        "--base-port", str(cfg.base_port), "--poll", "0.05", "--route-timeout", "30",
-    ]  # fmt: skip
-
-
-def sigkill_launcher_after_two_routes(args: list[str], state: Path) -> None:
-    """Run the launcher as its own process and SIGKILL it once two routes are done, leaving its children behind."""
-    repo = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "PYTHONPATH": str(repo)}
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "irlvla.cli", *args],
-        cwd=repo,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while sum(done_counts(state).values()) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    launcher.send_signal(signal.SIGKILL)
-    launcher.wait()
-
-
-def pids(state: Path, name: str) -> list[int]:
-    path = state / name
-    return [int(line.split()[0]) for line in path.read_text().splitlines()] if path.is_file() else []
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie is dead: an orphan killed in a container whose init does not reap stays one)."""
-    return is_running(pid)
-
-
-def wait_until(cond, timeout_s: float = 30.0, what: str = "condition") -> None:
-    """Poll ``cond`` until it holds; fail after ``timeout_s`` (generous: a loaded CI machine is slow, never wrong)."""
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
-def assert_all_dead(pids_: list[int], cfg: LaunchConfig | None = None) -> None:
-    """Every listed process, and every process tagged under the run folder, is gone (polled, with a deadline)."""
-    wait_until(lambda: not any(alive(p) for p in pids_), what=f"processes {pids_} to exit")
-    if cfg is not None:
-        prefix = str(cfg.out.resolve()) + os.sep
-        wait_until(lambda: not tagged_processes(prefix), what="no process tagged with the run folder")
-
-
-def assert_one_record_each(cfg: LaunchConfig, result) -> None:
-    assert result.ok, (result.missing, result.duplicates, result.shard_errors)
-    ids = sorted(r["route_id"].split("_")[1] for r in result.records)
-    assert ids == IDS
-    merged = load_records(cfg.out / "merged.json")
-    assert len(merged) == len(IDS)
 
 
 def test_happy_path_two_gpus(run_env) -> None:
@@ -319,39 +210,6 @@ def test_config_errors(tmp_path: Path) -> None:
         LaunchConfig(**base, server_mode="docker")
     with pytest.raises(ValueError, match="jobs_per_gpu"):
         LaunchConfig(**base, jobs_per_gpu=0)
-
-
-def test_ray_backend_runs_each_shard_as_a_one_gpu_task(run_env, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Ray itself is optional; a minimal stand-in checks the wiring (one task per shard, num_gpus=1, GPU id used)."""
-    import types
-
-    cfg, state = run_env
-    calls: dict = {"remote": [], "init": []}
-    fake = types.ModuleType("ray")
-
-    class Ref:
-        def __init__(self, fn, args):
-            self.fn, self.args = fn, args
-
-    def remote(**opts):
-        calls["remote"].append(opts)
-
-        def wrap(fn):
-            return types.SimpleNamespace(remote=lambda *a: Ref(fn, a))
-
-        return wrap
-
-    fake.remote = remote
-    fake.is_initialized = lambda: bool(calls["init"])
-    fake.init = lambda address=None: calls["init"].append(address)
-    fake.get = lambda ref: ref.fn(*ref.args)
-    fake.get_gpu_ids = lambda: [7]
-    monkeypatch.setitem(sys.modules, "ray", fake)
-    result = run_evaluation(dataclasses.replace(cfg, ray_address="ray://head:10001"))
-    assert_one_record_each(cfg, result)
-    assert calls["init"] == ["ray://head:10001"] and calls["remote"][0]["num_gpus"] == 1
-    lines = (state / "evaluators.log").read_text().splitlines()
-    assert len(lines) == 2 and all("gpu=7" in line for line in lines)
 
 
 def test_eval_cli_end_to_end(run_env, caplog: pytest.LogCaptureFixture) -> None:
