@@ -449,5 +449,5 @@ def _log_tail(path: Path, lines: int = 3) -> str:
         text = path.read_text(errors="replace").strip().splitlines()
     except OSError:
         return ""
-    tail = [t for t in text[-lines:] if t.strip()]
+    tail = [t for t in text if t.strip() and not t.startswith("### ")][-lines:]  # "### ": our own command headers
     return f"; {path.name} ends: " + " | ".join(tail) if tail else ""
