@@ -120,7 +120,7 @@ def _config_problems(cfg: LaunchConfig, cwd: Path) -> list[str]:
         if path.suffix.lower() in (".yaml", ".yml", ".json") and path.is_file():
             ckpt = _named_checkpoint(path)
             if isinstance(ckpt, str) and ckpt:
-                cpath = Path(ckpt) if Path(ckpt).is_absolute() else path.parent / ckpt
+                cpath = Path(os.path.normpath(path.parent / ckpt))
                 if not cpath.exists():
                     problems.append(f"checkpoint {cpath} named by {path} does not exist")
     return problems
@@ -238,7 +238,8 @@ def preflight(cfg: LaunchConfig) -> None:
         problems.append("the evaluator command runs the B2D leaderboard from {b2d_root}: pass --b2d-root")
     elif cfg.b2d_root is not None and not cfg.b2d_root.is_dir():
         problems.append(f"--b2d-root {cfg.b2d_root} is not a folder")
-    problems += _command_problems(cfg, cfg.evaluator_cmd, "evaluator command")
+    if not (needs_b2d and cfg.b2d_root is None):  # its scripts live under --b2d-root
+        problems += _command_problems(cfg, cfg.evaluator_cmd, "evaluator command")
     problems += _carla_problems(cfg)
     cwd = cfg.b2d_root if cfg.b2d_root is not None and cfg.b2d_root.is_dir() else Path.cwd()
     agent = cfg.agent if cfg.agent.is_absolute() else cwd / cfg.agent  # the evaluator runs in cwd
