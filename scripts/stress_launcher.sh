@@ -13,7 +13,7 @@ burners=()
 stop_burners() {
     for pid in "${burners[@]}"; do kill "$pid" 2>/dev/null || true; done
 }
-trap stop_burners EXIT
+trap stop_burners EXIT INT TERM
 for _ in 1 2; do
     "$py" -c 'while True: pass' &
     burners+=("$!")
