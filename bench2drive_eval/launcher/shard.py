@@ -18,6 +18,7 @@ from pathlib import Path
 from bench2drive_eval.launcher.config import LaunchConfig
 from bench2drive_eval.launcher.ports import release_block, reserve_block
 from bench2drive_eval.launcher.processes import (
+    TAG_ENV,
     group_alive,
     kill_group,
     kill_tagged,
@@ -113,12 +114,14 @@ class ShardRunner:
         self.save_path = cfg.out / "agent_outputs"
         self._by_id = {r.id: r for r in routes}
         self.final: dict[str, dict] = {}
-        self.state: dict = {"attempts": {}, "next_attempt": 0, "harvested": []}
+        self.state: dict = {"attempts": {}, "next_attempt": 0, "harvested": [], "infra_attempts": 0}
 
     # ---- persistent state -------------------------------------------------------------------------------------
     def _load(self) -> None:
         if self.state_path.is_file():
             self.state = read_json(self.state_path)
+        # attempts charged to no route (named server_down_attempts by launchers before infrastructure failures)
+        self.state.setdefault("infra_attempts", self.state.pop("server_down_attempts", 0))
         if self.result_path.is_file():
             for rec in load_records(self.result_path):
                 rid = route_number(rec["route_id"])
@@ -164,7 +167,7 @@ class ShardRunner:
         infra_streak = 0
         while (todo := self.remaining()) and not self.stop.is_set():
             k = int(self.state["next_attempt"])
-            if k - int(self.state.get("infra_attempts", self.state.get("server_down_attempts", 0))) >= max_attempts:
+            if k - int(self.state["infra_attempts"]) >= max_attempts:
                 log.error("shard %d: %d attempts used; %d route(s) recorded as failed", self.index, k, len(todo))
                 for r in todo:
                     self.final[r.id] = synthetic_failure(r, f"shard gave up after {k} attempts")
@@ -203,7 +206,8 @@ class ShardRunner:
         """Kill whatever an earlier launcher of this shard left running (it was killed mid-attempt, or its Ray worker
         died), then collect the final records of attempts it left unharvested."""
         for k in range(int(self.state["next_attempt"])):
-            self._kill_orphans(self._attempt_dir(k))
+            if k not in self.state["harvested"]:
+                self._kill_orphans(self._attempt_dir(k))
         killed = kill_tagged(str(self.dir.resolve()) + os.sep, self.cfg.kill_grace_s)
         if killed:
             log.warning("shard %d: killed %d leftover process(es) of earlier attempts", self.index, len(killed))
@@ -322,9 +326,7 @@ class ShardRunner:
                 if cfg.server_mode == "own":
                     cmd = cfg.format_cmd(cfg.server_cmd, port=port, gpu=self.gpu, tm_port=tm)
                     try:
-                        server = start_process(
-                            cmd, adir / "server.log", env=cfg.evaluator_env(self.gpu, self.save_path, None, tag)
-                        )
+                        server = start_process(cmd, adir / "server.log", env={**os.environ, TAG_ENV: tag})
                     except OSError as exc:
                         return AttemptOutcome(None, reason=f"CARLA server could not start: {exc}", infra=True)
                     self._record_pids(adir, server=(server.pid, f"-carla-rpc-port={port}"))
