@@ -131,24 +131,16 @@ def main():
         "labels": [],
     }
     per_route = float(os.environ.get("FAKE_B2D_ROUTE_SECONDS", "0.05"))
-    deadline = time.monotonic() + 10
-    while args.port and not _port_open(args.host or "127.0.0.1", args.port):
-        if time.monotonic() > deadline:
-            print("time-out waiting for the simulator", flush=True)
-            return 255
-        time.sleep(0.05)
+    if not _simulator_up(args):
+        return 255
     time.sleep(float(os.environ.get("FAKE_B2D_START_DELAY", "0")))
     write_json(args.checkpoint, doc)  # ready: connected, before the first route
     for i, route in enumerate(routes):
         rid, town = route.get("id"), route.get("town")
         scen = route.find("scenarios").find("scenario").get("name")
         n = bump(state, rid)
-        deadline = time.monotonic() + 10
-        while args.port and not _port_open(args.host or "127.0.0.1", args.port):
-            if time.monotonic() > deadline:
-                print("time-out waiting for the simulator", flush=True)
-                return 255
-            time.sleep(0.05)
+        if not _simulator_up(args):
+            return 255
         log = open(os.path.join(state, "runs.log"), "a")
         if rid in ids("FAKE_B2D_HANG_ONCE") and n == 1:
             log.write(f"{rid} hang\n")
@@ -191,6 +183,17 @@ def main():
     doc["entry_status"] = "Finished"
     write_json(args.checkpoint, doc)
     return 0
+
+
+def _simulator_up(args):
+    """With --port, wait up to 10 s for CARLA to accept connections, as the real client does."""
+    deadline = time.monotonic() + 10
+    while args.port and not _port_open(args.host or "127.0.0.1", args.port):
+        if time.monotonic() > deadline:
+            print("time-out waiting for the simulator", flush=True)
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def _done_routes(state):
