@@ -141,11 +141,11 @@ def _named_checkpoint(path: Path) -> object:
     return data.get("checkpoint") if isinstance(data, dict) else None
 
 
-def _probe_problems(cfg: LaunchConfig, cwd: Path, needs_b2d: bool) -> list[str]:
+def _probe_problems(cfg: LaunchConfig, cwd: Path, check_b2d: bool) -> list[str]:
     """Import the agent (and locate the B2D packages) in the evaluator's interpreter and environment."""
     if not _executable(cfg.python):
         return [f"evaluator interpreter {cfg.python!r} (--python) is not an executable program"]
-    modules = (*_B2D_MODULES, "carla") if needs_b2d else ()
+    modules = (*_B2D_MODULES, "carla") if check_b2d else ()
     env = cfg.evaluator_env(cfg.gpus[0], cfg.out / "agent_outputs", cfg.real_carla_root())
     env.pop("CUDA_VISIBLE_DEVICES", None)  # the probe only imports; it need not see the shard's GPU
     try:
@@ -247,7 +247,8 @@ def preflight(cfg: LaunchConfig) -> None:
         problems.append(f"agent file {agent} does not exist")
     else:
         problems += _config_problems(cfg, cwd)
-        problems += _probe_problems(cfg, cwd, needs_b2d and cfg.b2d_root is not None and cfg.b2d_root.is_dir())
+        # whenever --b2d-root is given its packages go on the evaluator's PYTHONPATH: check they import from there
+        problems += _probe_problems(cfg, cwd, cfg.b2d_root is not None and cfg.b2d_root.is_dir())
     problems += _port_problems(cfg, num_shards)
     if problems:
         raise PreflightError(
