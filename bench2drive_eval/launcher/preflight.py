@@ -64,8 +64,12 @@ def _executable(token: str) -> bool:
     return path is not None and os.access(path, os.X_OK)
 
 
+# A config-string field with one of these suffixes names a file the agent will open; anything else is left to it.
+_FILE_SUFFIXES = (".py", ".yaml", ".yml", ".json", ".pth", ".ckpt", ".pt", ".safetensors", ".txt")
+
+
 def _looks_like_path(field: str) -> bool:
-    return "/" in field or Path(field).suffix.lower() in (".py", ".yaml", ".yml", ".json", ".pth", ".ckpt", ".pt")
+    return Path(field).suffix.lower() in _FILE_SUFFIXES
 
 
 def _command_problems(cfg: LaunchConfig, template: str, what: str) -> list[str]:
