@@ -52,18 +52,20 @@ def sigkill_launcher_after_two_routes(args: list[str], state: Path) -> None:
     """Run the launcher as its own process and SIGKILL it once two routes are done, leaving its children behind."""
     repo = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(repo)}
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "irlvla.cli", *args],
-        cwd=repo,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while sum(done_counts(state).values()) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    launcher.send_signal(signal.SIGKILL)
-    launcher.wait()
+    with open(state / "launcher.log", "ab") as out:
+        launcher = subprocess.Popen(
+            [sys.executable, "-m", "irlvla.cli", *args], cwd=repo, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_until(
+            lambda: sum(done_counts(state).values()) >= 2 or launcher.poll() is not None,
+            timeout_s=180,
+            what="two routes done by the launcher",
+        )
+        assert launcher.poll() is None, f"the launcher exited early (see {state / 'launcher.log'})"
+    finally:
+        launcher.send_signal(signal.SIGKILL)
+        launcher.wait()
 
 
 def pids(state: Path, name: str) -> list[int]:
@@ -76,7 +78,7 @@ def alive(pid: int) -> bool:
     return is_running(pid)
 
 
-def wait_until(cond, timeout_s: float = 30.0, what: str = "condition") -> None:
+def wait_until(cond, timeout_s: float = 120.0, what: str = "condition") -> None:
     """Poll ``cond`` until it holds; fail after ``timeout_s`` (generous: a loaded CI machine is slow, never wrong)."""
     deadline = time.monotonic() + timeout_s
     while not cond():

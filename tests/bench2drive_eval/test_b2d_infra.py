@@ -208,8 +208,8 @@ def test_route_timeout_counts_from_readiness(run_env, monkeypatch: pytest.Monkey
     """An evaluator that takes longer to get ready (CARLA start, agent import) than a route may take is not a hung
     route: the watchdog starts at the first checkpoint."""
     cfg, state = run_env
-    monkeypatch.setenv("FAKE_B2D_START_DELAY", "2.0")
-    result = run_evaluation(dataclasses.replace(cfg, gpus=(0,), route_timeout_s=1.0))
+    monkeypatch.setenv("FAKE_B2D_START_DELAY", "3.0")
+    result = run_evaluation(dataclasses.replace(cfg, gpus=(0,), route_timeout_s=2.0))
     assert_one_record_each(cfg, result)
     assert done_counts(state) == Counter(IDS) and len(pids(state, "evaluators.log")) == 1
 
