@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from b2d_launcher_support import IDS, assert_all_dead, assert_one_record_each, done_counts, pids, wait_until
+from b2d_launcher_support import IDS, alive, assert_all_dead, assert_one_record_each, done_counts, pids, wait_until
 
 from bench2drive_eval.launcher.run import run_evaluation
 
@@ -80,7 +80,7 @@ def test_worker_killed_mid_shard_is_retried_and_resumes(ray_cluster, run_env) ->
     """SIGKILL the Ray worker running a shard while its evaluator is mid-route: Ray retries the task, the retry kills
     what the dead worker left running and resumes the shard; every route ends with exactly one record."""
     cfg, state = run_env
-    cfg = dataclasses.replace(_on_ray(cfg, state, FAKE_B2D_ROUTE_SECONDS="0.3"), gpus=(0,))
+    cfg = dataclasses.replace(_on_ray(cfg, state, FAKE_B2D_ROUTE_SECONDS="0.6"), gpus=(0,))
     box: list = []
     runner = threading.Thread(target=lambda: box.append(run_evaluation(cfg)), daemon=True)
     runner.start()
@@ -92,7 +92,10 @@ def test_worker_killed_mid_shard_is_retried_and_resumes(ray_cluster, run_env) ->
     runner.join(timeout=300)
     assert box, "run_evaluation did not finish"
     result = box[0]
+    # results/ is written only by a shard runner, so all eight records there mean the retried task resumed the shard:
+    # it either killed the evaluator the dead worker left behind and started a new one for the rest, or (on a slow
+    # machine, where Ray restarts the task late) found that orphan finished and harvested its checkpoint
     assert_one_record_each(cfg, result)
-    assert len(pids(state, "evaluators.log")) >= 2  # the retried task started a new evaluator
+    wait_until(lambda: not alive(worker), what="the killed worker to be gone")
     assert done_counts(state) == Counter(IDS)  # nothing finished twice, nothing lost
     assert_all_dead(pids(state, "servers.log") + pids(state, "evaluators.log"), cfg)
