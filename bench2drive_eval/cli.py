@@ -15,25 +15,41 @@ def _metrics(args: argparse.Namespace) -> int:
     from bench2drive_eval.comfort import ComfortConfig
     from bench2drive_eval.merge import merge_folder
     from bench2drive_eval.metrics import MetricsConfig, compute_metrics
-    from bench2drive_eval.records import atomic_write_bytes, atomic_write_json, load_records
+    from bench2drive_eval.records import RecordError, load_records
     from bench2drive_eval.report import markdown_table, plot_metrics
     from bench2drive_eval.routes import parse_routes
+    from bench2drive_eval.validation import RecordPolicy, check_records
+    from irlvla.atomic import atomic_write_bytes, atomic_write_json
 
+    if args.metric_info and not Path(args.metric_info).is_dir():
+        raise RecordError(f"--metric-info {args.metric_info}: no such folder (the run's SAVE_PATH, agent_outputs/)")
+    if args.junctions and not Path(args.junctions).is_file():
+        raise RecordError(f"--junctions {args.junctions}: no such file")
+    policy = RecordPolicy(
+        invalid=args.allow_invalid_records or "error",
+        duplicates=args.allow_duplicate_records or "error",
+        unknown_routes=args.allow_unknown_routes or "error",
+    )
     routes = parse_routes(args.routes) if args.routes else None
     if args.merged:
         records = load_records(args.merged)
+        names = [f"{args.merged}: record {i}" for i in range(len(records))]
         extra: dict = {}
     else:
-        merged = merge_folder(args.results, routes)
-        records = merged.records
-        extra = {"ignored_files": merged.ignored_files, "duplicates": merged.duplicates, "missing": merged.missing}
+        merged = merge_folder(args.results, routes, keep_duplicates=True)
+        records, names = merged.records, merged.names
+        extra = {"ignored_files": merged.ignored_files, "missing": merged.missing}
+    checked = check_records(records, routes, policy, names)
     cfg = MetricsConfig(
         denominator=None if args.actual_count else args.denominator,
         comfort=ComfortConfig.corrected() if args.comfort_corrected else ComfortConfig(),
         ability_semantics=args.ability_semantics,
     )
     junctions = load_junction_fractions(args.junctions) if args.junctions else None
-    out = compute_metrics(records, routes, args.metric_info, junctions, cfg)
+    out = compute_metrics(checked.records, routes, args.metric_info, junctions, cfg)
+    out["notes"] = checked.notes + out["notes"]
+    if checked.dropped:
+        out["dropped_records"] = checked.dropped
     out.update({k: v for k, v in extra.items() if v})
     atomic_write_json(args.json, out)
     table = markdown_table(out, args.name)
@@ -83,15 +99,16 @@ def _eval(args: argparse.Namespace) -> int:
     from bench2drive_eval.launcher.config import DEFAULT_EVALUATOR_CMD, DEFAULT_SERVER_CMD, LaunchConfig
     from bench2drive_eval.launcher.run import run_evaluation
     from bench2drive_eval.metrics import MetricsConfig, compute_metrics
-    from bench2drive_eval.records import atomic_write_bytes, atomic_write_json
     from bench2drive_eval.report import markdown_table, plot_metrics
     from bench2drive_eval.routes import parse_routes
+    from bench2drive_eval.validation import check_records
+    from irlvla.atomic import atomic_write_bytes, atomic_write_json
 
     attach = tuple(a for a in (args.carla or "").split(",") if a)
     cfg = LaunchConfig(
         routes=Path(args.routes),
-        agent=Path(args.agent),
-        agent_config=args.agent_config,
+        agent=Path(_here(args.agent)),
+        agent_config="+".join(_here(f) for f in args.agent_config.split("+")),
         out=Path(args.out),
         gpus=tuple(int(g) for g in args.gpus.split(",") if g != ""),
         jobs_per_gpu=args.jobs_per_gpu,
@@ -107,7 +124,9 @@ def _eval(args: argparse.Namespace) -> int:
         route_timeout_s=args.route_timeout,
         server_startup_s=args.server_startup,
         max_route_attempts=args.max_route_attempts,
-        max_server_failures=args.max_server_failures,
+        max_infra_failures=args.max_infra_failures,
+        evaluator_startup_s=args.evaluator_startup,
+        preflight_timeout_s=args.preflight_timeout,
         poll_s=args.poll,
         progress_s=args.progress_every,
         ray_address=args.ray,
@@ -115,8 +134,14 @@ def _eval(args: argparse.Namespace) -> int:
     routes = parse_routes(cfg.routes)
     denominator = args.denominator or len(routes)
     result = run_evaluation(cfg, denominator=denominator)
+    if result.pending:
+        log.error("no metrics written: %s", result.pending_message())
+        return 1
+    checked = check_records(
+        result.records, routes, names=[f"{cfg.out}/merged.json: {r['route_id']}" for r in result.records]
+    )
     metrics = compute_metrics(
-        result.records, routes, cfg.out / "agent_outputs", cfg=MetricsConfig(denominator=denominator)
+        checked.records, routes, cfg.out / "agent_outputs", cfg=MetricsConfig(denominator=denominator)
     )
     metrics.update(
         missing=result.missing,
@@ -131,16 +156,24 @@ def _eval(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _here(value: str) -> str:
+    """A path given relative to where the user runs the launcher, made absolute: the evaluator runs in --b2d-root.
+    Values that name no existing file (config strings that are not paths) stay as given."""
+    path = Path(value)
+    return str(path.resolve()) if value and not path.is_absolute() and path.exists() else value
+
+
 def _guarded(func):
     """Bad input ends with one clear error line and exit code 2, not a traceback."""
 
     def run(args: argparse.Namespace) -> int:
+        from bench2drive_eval.launcher.preflight import PreflightError
         from bench2drive_eval.records import RecordError
         from bench2drive_eval.routes import RouteFileError
 
         try:
             return func(args)
-        except (RecordError, RouteFileError, ValueError, FileNotFoundError) as exc:
+        except (RecordError, RouteFileError, PreflightError, ValueError, FileNotFoundError) as exc:
             log.error("%s", exc)
             return 2
 
@@ -171,6 +204,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="comfort with yaw rate in rad/s, yaw accel as derivative and dt=0.05 (not official)",
     )
     m.add_argument("--ability-semantics", choices=("v0.0.4", "v0.0.3"), default="v0.0.4")
+    m.add_argument(
+        "--allow-invalid-records",
+        choices=("drop",),
+        help="leave out records with non-finite or out-of-range scores or an unknown status (default: error)",
+    )
+    m.add_argument(
+        "--allow-duplicate-records",
+        choices=("keep-first", "count-all"),
+        help="a second record for a route and repetition: score the first only, or count all as the official "
+        "merge does (default: error)",
+    )
+    m.add_argument(
+        "--allow-unknown-routes",
+        choices=("drop", "keep"),
+        help="records of routes not in --routes: leave them out, or score them anyway (default: error)",
+    )
     m.set_defaults(func=_guarded(_metrics))
 
     s = sub.add_parser("split", help="split a route XML into contiguous shards")
@@ -214,11 +263,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--server-startup", type=float, default=120.0, help="seconds to wait for a server's port")
     e.add_argument("--max-route-attempts", type=int, default=3)
     e.add_argument(
+        "--max-infra-failures",
         "--max-server-failures",
+        dest="max_infra_failures",
         type=int,
         default=5,
-        help="attempts in a row without a reachable CARLA server before a shard stops (its routes stay resumable)",
+        help="infrastructure failures in a row (no CARLA server, evaluator never ready) before a shard stops; its "
+        "routes stay pending, charged nothing, and a rerun resumes them",
     )
+    e.add_argument(
+        "--evaluator-startup",
+        type=float,
+        default=600.0,
+        help="seconds from evaluator start to its first checkpoint (CARLA up, agent imported); route time counts "
+        "from then",
+    )
+    e.add_argument("--preflight-timeout", type=float, default=120.0, help="seconds allowed to import the agent")
     e.add_argument("--poll", type=float, default=2.0)
     e.add_argument("--progress-every", type=float, default=60.0)
     e.add_argument("--ray", metavar="ADDRESS", help="run each shard as a Ray task asking for one GPU")

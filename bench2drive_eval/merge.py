@@ -14,7 +14,6 @@ from pathlib import Path
 
 from bench2drive_eval.records import (
     RecordError,
-    atomic_write_json,
     is_checkpoint_document,
     read_json,
     records_of,
@@ -22,6 +21,7 @@ from bench2drive_eval.records import (
 )
 from bench2drive_eval.routes import Route
 from bench2drive_eval.scores import OFFICIAL_NUM_ROUTES, driving_score, success_rate
+from irlvla.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ class MergeResult:
     duplicates: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)  # where each record came from: "<file>: record <i>"
 
 
 _NOT_CHECKPOINT = "not a leaderboard checkpoint"
@@ -46,25 +47,32 @@ def _is_merged_output(doc: dict) -> bool:
     return "driving score" in doc or "eval num" in doc
 
 
-def merge_records(record_lists: Sequence[tuple[str, list[dict]]], routes: Sequence[Route] | None = None) -> MergeResult:
-    """Concatenate, keep the first record of a duplicated route_id, and compare with the route file if given."""
+def merge_records(
+    record_lists: Sequence[tuple[str, list[dict]]],
+    routes: Sequence[Route] | None = None,
+    keep_duplicates: bool = False,
+) -> MergeResult:
+    """Concatenate, keep the first record of a duplicated route_id (every one with ``keep_duplicates``, for the
+    record checks to judge), and compare with the route file if given."""
     seen: dict[str, str] = {}
-    merged: list[dict] = []
+    merged: list[tuple[dict, str]] = []
     duplicates: list[str] = []
     for source, recs in record_lists:
-        for rec in recs:
+        for i, rec in enumerate(recs):
             rid = rec["route_id"]
+            name = f"{source}: record {i}"
             if rid in seen:
                 duplicates.append(rid)
-                log.warning("duplicate record for %s in %s (kept the one from %s)", rid, source, seen[rid])
-                continue
-            seen[rid] = source
-            rec = {k: v for k, v in rec.items() if k != "index"}
-            merged.append(rec)
-    merged.sort(key=lambda r: r["route_id"], reverse=True)
-    result = MergeResult(records=merged, duplicates=duplicates)
+                if not keep_duplicates:
+                    log.warning("duplicate record for %s in %s (kept the one from %s)", rid, source, seen[rid])
+                    continue
+            else:
+                seen[rid] = source
+            merged.append(({k: v for k, v in rec.items() if k != "index"}, name))
+    merged.sort(key=lambda pair: pair[0]["route_id"], reverse=True)  # stable: duplicates keep their file order
+    result = MergeResult(records=[r for r, _ in merged], duplicates=duplicates, names=[n for _, n in merged])
     if routes is not None:
-        have = {route_number(r["route_id"]) for r in merged}
+        have = {route_number(r["route_id"]) for r in result.records}
         want = {r.id for r in routes}
         result.missing = [r.id for r in routes if r.id not in have]
         result.unexpected = sorted(have - want)
@@ -73,7 +81,9 @@ def merge_records(record_lists: Sequence[tuple[str, list[dict]]], routes: Sequen
     return result
 
 
-def merge_folder(folder: str | os.PathLike, routes: Sequence[Route] | None = None) -> MergeResult:
+def merge_folder(
+    folder: str | os.PathLike, routes: Sequence[Route] | None = None, keep_duplicates: bool = False
+) -> MergeResult:
     """Merge every checkpoint ``*.json`` directly in ``folder``; other JSON files are listed as ignored."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -101,7 +111,7 @@ def merge_folder(folder: str | os.PathLike, routes: Sequence[Route] | None = Non
             log.info("ignored %s: %s", name, why)
     if not files:
         raise RecordError(f"{folder}: no leaderboard checkpoint JSON files found")
-    result = merge_records(lists, routes)
+    result = merge_records(lists, routes, keep_duplicates)
     result.files = files
     result.ignored_files = ignored
     return result

@@ -1,4 +1,4 @@
-"""Leaderboard checkpoint records: validation, the checkpoint document layout, and atomic file writes.
+"""Leaderboard checkpoint records: structural checks, the checkpoint document layout, and JSON reading.
 
 Records stay plain dicts so files round-trip byte-for-byte through the official tools; this module only checks the
 fields the metrics read and gives them names.
@@ -7,9 +7,8 @@ fields the metrics read and gives them names.
 from __future__ import annotations
 
 import json
+import math
 import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 INFRACTION_KEYS: tuple[str, ...] = (
@@ -29,43 +28,29 @@ INFRACTION_KEYS: tuple[str, ...] = (
 SUCCESS_STATUSES = frozenset({"Completed", "Perfect"})
 # Statuses the official resume reruns (route_indexer.py); every other failure is a final result.
 RETRYABLE_STATUSES = frozenset({"Failed", "Failed - Simulation crashed", "Failed - Agent crashed"})
+# Every status the leaderboard's statistics manager writes: "Perfect"/"Completed" at 100 % route completion, else
+# "Failed", with " - <message>" when something ended the route (FAILURE_MESSAGES, the criteria, the B2D tick cap).
+KNOWN_STATUSES = SUCCESS_STATUSES | {
+    "Failed",
+    "Failed - Simulation crashed",
+    "Failed - Agent crashed",
+    "Failed - Agent couldn't be set up",
+    "Failed - Agent's sensors were invalid",
+    "Failed - Agent timed out",
+    "Failed - Agent deviated from the route",
+    "Failed - Agent got blocked",
+    "Failed - TickRuntime",
+}
+# Ranges of the route scores as the statistics manager computes them (completion in percent, penalty a factor).
+SCORE_RANGES: dict[str, tuple[float, float]] = {
+    "score_route": (0.0, 100.0),
+    "score_penalty": (0.0, 1.0),
+    "score_composed": (0.0, 100.0),
+}
 
 
 class RecordError(ValueError):
     """A checkpoint or record that lacks what the metrics need."""
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp alone makes 0600 files
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write via a temp file in the same folder and ``os.replace``, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, _FILE_MODE)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 4) -> None:
-    atomic_write_bytes(path, json.dumps(obj, indent=indent).encode("utf-8"))
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -106,6 +91,21 @@ def validate_record(rec: Any, where: str) -> dict:
         if not isinstance(val, list):
             raise RecordError(f"{where}: record {rid} infractions.{key} must be a list")
     return rec
+
+
+def record_value_problems(rec: dict) -> list[str]:
+    """What is wrong with the values of a structurally valid record (see `validate_record`): non-finite or
+    out-of-range scores, an unknown status. Empty when the record can be scored."""
+    problems = []
+    for key, (lo, hi) in SCORE_RANGES.items():
+        val = rec["scores"][key]
+        if isinstance(val, bool) or not math.isfinite(val):
+            problems.append(f"scores.{key} is {val!r}, not a finite number")
+        elif not lo <= val <= hi:
+            problems.append(f"scores.{key} = {val!r} is outside [{lo:g}, {hi:g}]")
+    if rec["status"] not in KNOWN_STATUSES:
+        problems.append(f"unknown status {rec['status']!r}")
+    return problems
 
 
 def is_checkpoint_document(doc: Any) -> bool:

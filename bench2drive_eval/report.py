@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from bench2drive_eval.abilities import ABILITIES
-from bench2drive_eval.records import atomic_write_bytes
+from irlvla.atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench2drive_eval.records import atomic_write_bytes
+from irlvla.atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench2drive_eval.launcher.processes import TAG_ENV
+
 SERVER_MODES = ("own", "attach", "evaluator")
 
 # The B2D leaderboard's evaluator CLI (leaderboard/leaderboard/leaderboard_evaluator.py). `--resume` is omitted on
@@ -53,8 +55,13 @@ class LaunchConfig:
     server_startup_s: float = 120.0
     route_timeout_s: float = 3 * 3600.0
     max_route_attempts: int = 3
-    max_shard_attempts: int = 0  # 0: 2 x routes in the shard + 2 (attempts that found no server do not count)
-    max_server_failures: int = 5  # consecutive attempts without a reachable server before the shard stops
+    max_shard_attempts: int = 0  # 0: 2 x routes in the shard + 2 (infrastructure failures do not count)
+    # consecutive infrastructure failures (no server, evaluator never ready) before the shard stops, routes pending
+    max_infra_failures: int = 5
+    # seconds from evaluator start to its readiness (first checkpoint written: CARLA up, agent module imported);
+    # the stock B2D evaluator sleeps 30 s after starting CARLA, then tries 20 times 5 s apart
+    evaluator_startup_s: float = 600.0
+    preflight_timeout_s: float = 120.0  # for the interpreter check that imports the agent file
     poll_s: float = 2.0
     progress_s: float = 60.0
     kill_grace_s: float = 10.0
@@ -74,13 +81,21 @@ class LaunchConfig:
             raise ValueError(f"gpus must be non-negative ids, got {self.gpus}")
         if self.jobs_per_gpu < 1:
             raise ValueError(f"jobs_per_gpu must be >= 1, got {self.jobs_per_gpu}")
-        for name in ("route_timeout_s", "server_startup_s", "poll_s", "progress_s", "client_timeout_s"):
+        for name in (
+            "route_timeout_s",
+            "server_startup_s",
+            "evaluator_startup_s",
+            "preflight_timeout_s",
+            "poll_s",
+            "progress_s",
+            "client_timeout_s",
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0")
         if self.max_route_attempts < 1:
             raise ValueError("max_route_attempts must be >= 1")
-        if self.max_server_failures < 1:
-            raise ValueError("max_server_failures must be >= 1")
+        if self.max_infra_failures < 1:
+            raise ValueError("max_infra_failures must be >= 1")
         if "{port}" not in self.server_cmd and self.server_mode == "own":
             raise ValueError("server_cmd must contain {port}")
         for tmpl in (self.evaluator_cmd, self.server_cmd):
@@ -109,12 +124,21 @@ class LaunchConfig:
         except KeyError as exc:
             raise ValueError(f"unknown placeholder {exc} in command template {template!r}") from None
 
-    def evaluator_env(self, gpu: int, save_path: Path, carla_root: Path | None) -> dict[str, str]:
-        """The environment ``run_evaluation.sh`` sets up for the evaluator."""
+    def real_carla_root(self) -> Path | None:
+        """The CARLA install: ``carla_root`` or ``$CARLA_ROOT``."""
+        if self.carla_root is not None:
+            return self.carla_root
+        return Path(os.environ["CARLA_ROOT"]) if os.environ.get("CARLA_ROOT") else None
+
+    def evaluator_env(
+        self, gpu: int, save_path: Path, carla_root: Path | None, tag: str | None = None
+    ) -> dict[str, str]:
+        """The environment ``run_evaluation.sh`` sets up for the evaluator (``carla_root``: the shim's, if any),
+        plus the attempt's process tag."""
         env = dict(os.environ)
-        croot = carla_root or self.carla_root or (Path(env["CARLA_ROOT"]) if "CARLA_ROOT" in env else None)
+        real_root = self.real_carla_root()
+        croot = carla_root or real_root
         paths = []
-        real_root = self.carla_root or (Path(env["CARLA_ROOT"]) if "CARLA_ROOT" in env else None)
         if real_root is not None:
             api = real_root / "PythonAPI"
             paths += [str(api), str(api / "carla"), str(api / "carla/dist/carla-0.9.15-py3.7-linux-x86_64.egg")]
@@ -137,4 +161,6 @@ class LaunchConfig:
             GPU_RANK=str(gpu),
         )
         env.update(self.extra_env)
+        if tag is not None:
+            env[TAG_ENV] = tag
         return env

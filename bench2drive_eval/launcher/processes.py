@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,9 @@ def kill_group(pgid: int, grace_s: float = 5.0, proc: subprocess.Popen | None = 
         os.killpg(pgid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+    deadline = time.monotonic() + max(grace_s, 5.0)  # SIGKILL is not instant: wait until the group is gone
+    while group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.02)
     if proc is not None:
         try:
             proc.wait(timeout=grace_s)
@@ -61,13 +64,85 @@ def kill_group(pgid: int, grace_s: float = 5.0, proc: subprocess.Popen | None = 
 
 
 def group_alive(pgid: int) -> bool:
+    """True while a process of group ``pgid`` runs; zombies (dead, not yet reaped by a parent that never waits, as
+    the evaluator's server is) do not count."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    for _pid, stat in _proc_stats():
+        if stat[2] == str(pgid) and stat[0] != "Z":
+            return True
+    return False
+
+
+def _proc_stats() -> Iterator[tuple[int, list[str]]]:
+    """(pid, fields after the command name of /proc/<pid>/stat: state, ppid, pgrp, ...) for every process."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        yield int(entry.name), [x.decode() for x in fields[:3]]
+
+
+def is_running(pid: int) -> bool:
+    """True if ``pid`` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
+
+
+# Every process a launcher attempt starts carries this variable (value: the attempt's folder). Children inherit it,
+# including servers the evaluator starts in a session of their own, so a sweep over /proc finds every process of an
+# attempt whatever crashed when, even with no pid file written: the role a cgroup would play, without privileges.
+TAG_ENV = "IRLVLA_B2D_ATTEMPT"
+
+
+def tagged_processes(prefix: str) -> list[int]:
+    """Running processes of this user whose ``TAG_ENV`` value starts with ``prefix`` (never this process)."""
+    needle = f"{TAG_ENV}={prefix}".encode()
+    me = os.getpid()
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as f:
+                env = f.read()
+        except OSError:  # another user's process, or gone
+            continue
+        if any(var.startswith(needle) for var in env.split(b"\0")) and is_running(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def kill_tagged(prefix: str, grace_s: float = 5.0) -> list[int]:
+    """SIGTERM every process tagged under ``prefix``, SIGKILL what is left after ``grace_s``, until none runs (forks
+    made meanwhile are caught by the next sweep). Returns the pids found."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + grace_s
+    sig = signal.SIGTERM
+    while pids := tagged_processes(prefix):
+        seen.update(pids)
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        if time.monotonic() > deadline:
+            sig = signal.SIGKILL
+        if time.monotonic() > deadline + max(grace_s, 5.0):
+            log.warning("processes %s tagged %s survive SIGKILL", pids, prefix)
+            break
+        time.sleep(0.05)
+    return sorted(seen)
 
 
 def process_start_time(pid: int) -> str | None:

@@ -13,26 +13,44 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench2drive_eval.launcher.config import LaunchConfig
-from bench2drive_eval.launcher.shard import ShardRunner
-from bench2drive_eval.merge import merge_folder, write_merged
-from bench2drive_eval.records import RecordError, atomic_write_json, read_json
+from bench2drive_eval.launcher.preflight import preflight
+from bench2drive_eval.launcher.shard import InfrastructureError, ShardRunner
+from bench2drive_eval.merge import merge_folder, merge_records, write_merged
+from bench2drive_eval.records import RecordError, read_json
 from bench2drive_eval.routes import Route, parse_routes, split_routes
+from irlvla.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class RunResult:
-    """What a run produced: merged records and any route that does not have exactly one record."""
+    """What a run produced: merged records and any route that does not have exactly one record.
+
+    ``pending``: routes left without a record (not scored), with the reason: their shard stopped on infrastructure
+    failures or the run was interrupted. A rerun on the same folder runs exactly these.
+    """
 
     records: list[dict]
     missing: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     shard_errors: dict[int, str] = field(default_factory=dict)
+    pending: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.duplicates or self.shard_errors)
+        return not (self.missing or self.duplicates or self.shard_errors or self.pending)
+
+    def pending_message(self) -> str:
+        """One message naming the pending routes, grouped by reason."""
+        by_reason: dict[str, list[str]] = {}
+        for rid, why in self.pending.items():
+            by_reason.setdefault(why, []).append(rid)
+        parts = [f"{len(ids)} route(s) [{', '.join(ids)}]: {why}" for why, ids in by_reason.items()]
+        return (
+            f"{len(self.pending)} route(s) pending, not scored (rerun the same command to run exactly these): "
+            + "; ".join(parts)
+        )
 
 
 def load_or_make_plan(cfg: LaunchConfig, routes: list[Route]) -> list[list[Route]]:
@@ -91,6 +109,9 @@ def run_shards_local(cfg: LaunchConfig, shards: list[list[Route]], stop: threadi
     def work(i: int, routes: list[Route]) -> None:
         try:
             ShardRunner(cfg, i, routes, stop).run()
+        except InfrastructureError as exc:
+            log.error("%s", exc)
+            errors[i] = str(exc)
         except Exception as exc:  # one broken shard must not stop the others
             log.exception("shard %d failed", i)
             errors[i] = repr(exc)
@@ -132,8 +153,11 @@ def run_folder_lock(out: Path) -> Iterator[None]:
 def run_evaluation(cfg: LaunchConfig, stop: threading.Event | None = None, denominator: int | None = None) -> RunResult:
     """Run (or resume) every shard, then check each route has exactly one record and write ``merged.json``.
 
-    ``merged.json`` divides by ``denominator`` (default: the number of routes, i.e. 220 for the official file).
+    ``merged.json`` divides by ``denominator`` (default: the number of routes, i.e. 220 for the official file); it
+    is written only when no route is pending (see `RunResult`). A set-up that cannot work raises `PreflightError`
+    before anything starts.
     """
+    preflight(cfg)
     with run_folder_lock(cfg.out):
         return _run_evaluation(cfg, stop, denominator)
 
@@ -142,6 +166,7 @@ def _run_evaluation(cfg: LaunchConfig, stop: threading.Event | None, denominator
     stop = stop or threading.Event()
     routes = parse_routes(cfg.routes)
     shards = load_or_make_plan(cfg, routes)
+    shard_of = {r.id: i for i, s in enumerate(shards) for r in s}
     log.info("%d routes in %d shards -> %s", len(routes), len(shards), cfg.out)
     prev_term = None
     if threading.current_thread() is threading.main_thread():
@@ -162,11 +187,21 @@ def _run_evaluation(cfg: LaunchConfig, stop: threading.Event | None, denominator
         if prev_term is not None:
             signal.signal(signal.SIGTERM, prev_term)
     log.info("shards finished in %.1f s", time.monotonic() - t0)
-    merged = merge_folder(cfg.out / "results", routes)
-    result = RunResult(merged.records, merged.missing, merged.duplicates, errors)
-    write_merged(cfg.out / "merged.json", merged.records, denominator or len(routes))
-    if result.missing:
-        log.error("%d route(s) without a record: %s", len(result.missing), result.missing)
+    results = cfg.out / "results"
+    merged = merge_folder(results, routes) if any(results.glob("*.json")) else merge_records([], routes)
+    pending = {
+        rid: errors.get(shard_of[rid], "run interrupted before the route ran" if stop.is_set() else "no record")
+        for rid in merged.missing
+    }
+    result = RunResult(merged.records, merged.missing, merged.duplicates, errors, pending)
+    pending_path = cfg.out / "pending.json"
+    if pending:
+        # merged.json would score pending routes as zeros: a broken set-up must never look like a result
+        atomic_write_json(pending_path, pending)
+        log.error("%s", result.pending_message())
+    else:
+        pending_path.unlink(missing_ok=True)
+        write_merged(cfg.out / "merged.json", merged.records, denominator or len(routes))
     if result.duplicates:
         log.error("route(s) with more than one record: %s", result.duplicates)
     return result

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,58 +18,45 @@ from pathlib import Path
 from bench2drive_eval.launcher.config import LaunchConfig
 from bench2drive_eval.launcher.ports import release_block, reserve_block
 from bench2drive_eval.launcher.processes import (
+    TAG_ENV,
     group_alive,
     kill_group,
+    kill_tagged,
     port_open,
     process_start_time,
     start_process,
     stop_process,
     wait_for_port,
 )
+from bench2drive_eval.launcher.shim import close_attempt, server_groups, write_shim
 from bench2drive_eval.records import (
     INFRACTION_KEYS,
     RETRYABLE_STATUSES,
     RecordError,
-    atomic_write_bytes,
-    atomic_write_json,
     checkpoint_document,
     load_records,
     read_json,
     route_number,
 )
 from bench2drive_eval.routes import Route, write_routes
+from irlvla.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
-
-_SHIM = """#!{python}
-# irlvla shim for the B2D evaluator's own CARLA launch: record the server's process group for the launcher, and
-# rename -graphicsadapter= (UE4 parses it case-insensitively) so the evaluator's crash cleanup, which kills every
-# process matching '-graphicsadapter=<rank>', cannot hit servers of other jobs.
-# The group leader's start time (field 22 of /proc/<pgid>/stat) goes with the pgid: a launcher resuming after a crash
-# kills the group only if that process still exists, so a recycled pgid is never hit.
-import os, sys
-pgid = os.getpgid(0)
-try:
-    with open("/proc/%d/stat" % pgid) as f:
-        start = f.read().rsplit(")", 1)[1].split()[19]
-except (OSError, IndexError):
-    start = ""
-with open({pidfile!r}, "w") as f:
-    f.write(("%d %s" % (pgid, start)).strip())
-args = ["-GraphicsAdapter=" + a.split("=", 1)[1] if a.startswith("-graphicsadapter=") else a for a in sys.argv[1:]]
-os.execv({real!r}, [{real!r}, *args])
-"""
 
 
 @dataclass
 class AttemptOutcome:
-    """How one evaluator run ended: its exit code, whether we killed it and why, whether the run was interrupted."""
+    """How one evaluator run ended: its exit code, whether we killed it and why, whether the run was interrupted.
+
+    ``infra``: the attempt never got to run a route (no server, the evaluator could not start or never became
+    ready): an infrastructure failure, charged to no route.
+    """
 
     returncode: int | None
     reason: str = ""
     interrupted: bool = False
     records: list[dict] = field(default_factory=list)
-    server_down: bool = False  # no server to run against (never started, unreachable): no route is to blame
+    infra: bool = False
 
     @property
     def clean(self) -> bool:
@@ -93,17 +78,6 @@ def synthetic_failure(route: Route, reason: str) -> dict:
         "town_name": route.town,
         "irlvla_note": f"no record from the evaluator: {reason}",
     }
-
-
-def _read_shim_pgid(path: Path) -> tuple[int, str] | None:
-    """(pgid, leader start time or "") the shim recorded for the evaluator's CARLA server; None if absent or torn."""
-    try:
-        parts = path.read_text().split()
-    except OSError:
-        return None
-    if not parts or not parts[0].isdigit():
-        return None
-    return int(parts[0]), parts[1] if len(parts) > 1 else ""
 
 
 def _read_checkpoint(path: Path) -> list[dict] | None:
@@ -140,12 +114,14 @@ class ShardRunner:
         self.save_path = cfg.out / "agent_outputs"
         self._by_id = {r.id: r for r in routes}
         self.final: dict[str, dict] = {}
-        self.state: dict = {"attempts": {}, "next_attempt": 0, "harvested": []}
+        self.state: dict = {"attempts": {}, "next_attempt": 0, "harvested": [], "infra_attempts": 0}
 
     # ---- persistent state -------------------------------------------------------------------------------------
     def _load(self) -> None:
         if self.state_path.is_file():
             self.state = read_json(self.state_path)
+        # attempts charged to no route (named server_down_attempts by launchers before infrastructure failures)
+        self.state.setdefault("infra_attempts", self.state.pop("server_down_attempts", 0))
         if self.result_path.is_file():
             for rec in load_records(self.result_path):
                 rid = route_number(rec["route_id"])
@@ -179,15 +155,19 @@ class ShardRunner:
         return [r for r in self.routes if r.id not in self.final]
 
     def run(self) -> list[dict]:
-        """Run attempts until every route has a final record; returns the shard's records in route order."""
+        """Run attempts until every route has a final record; returns the shard's records in route order.
+
+        Raises `InfrastructureError` after ``max_infra_failures`` infrastructure failures in a row: the routes still
+        without a record stay pending (no record, nothing charged) and a rerun resumes exactly those.
+        """
         self.dir.mkdir(parents=True, exist_ok=True)
         self._load()
         self._harvest_leftovers()
         max_attempts = self.cfg.max_shard_attempts or 2 * len(self.routes) + 2
-        server_streak = 0
+        infra_streak = 0
         while (todo := self.remaining()) and not self.stop.is_set():
             k = int(self.state["next_attempt"])
-            if k - int(self.state.get("server_down_attempts", 0)) >= max_attempts:
+            if k - int(self.state["infra_attempts"]) >= max_attempts:
                 log.error("shard %d: %d attempts used; %d route(s) recorded as failed", self.index, k, len(todo))
                 for r in todo:
                     self.final[r.id] = synthetic_failure(r, f"shard gave up after {k} attempts")
@@ -196,37 +176,51 @@ class ShardRunner:
             self.state["next_attempt"] = k + 1
             self._save()
             outcome = self._attempt(k, todo)
-            if outcome.server_down:
-                self.state["server_down_attempts"] = int(self.state.get("server_down_attempts", 0)) + 1
-                server_streak += 1
+            if outcome.infra:
+                self.state["infra_attempts"] = int(self.state.get("infra_attempts", 0)) + 1
+                infra_streak += 1
+                log.error(
+                    "shard %d attempt %d: infrastructure failure, no route charged: %s", self.index, k, outcome.reason
+                )
             else:
-                server_streak = 0
+                infra_streak = 0
             self._harvest(k, todo, outcome)
-            if server_streak >= self.cfg.max_server_failures:
-                # Charging routes would turn a broken server (e.g. CARLA exiting at start on an H100) into zero-score
-                # records; leave them without a record instead, so the run reports them missing and a rerun resumes.
-                raise RuntimeError(
-                    f"shard {self.index}: no CARLA server in {server_streak} attempts in a row ({outcome.reason}); "
-                    f"{len(self.remaining())} route(s) left for a rerun"
+            if infra_streak >= self.cfg.max_infra_failures:
+                # Charging routes would turn a broken set-up (no CARLA, an evaluator that cannot start) into zero-score
+                # records; leave them pending instead, so the run reports them and a rerun resumes exactly them.
+                raise InfrastructureError(
+                    f"shard {self.index}: {infra_streak} infrastructure failures in a row, last: {outcome.reason} "
+                    f"(see {self._attempt_dir(k)}); {len(self.remaining())} route(s) left pending for a rerun"
                 )
         return [self.final[r.id] for r in self.routes if r.id in self.final]
 
     def _attempt_dir(self, k: int) -> Path:
         return self.dir / f"attempt_{k:03d}"
 
+    def _tag(self, adir: Path) -> str:
+        """The process tag of an attempt (see `processes.TAG_ENV`): its absolute folder, with a final separator so
+        attempt_001 is no prefix of attempt_0010."""
+        return str(adir.resolve()) + os.sep
+
     def _harvest_leftovers(self) -> None:
-        """Collect final records of attempts a previous launcher left unharvested (it was killed mid-attempt)."""
+        """Kill whatever an earlier launcher of this shard left running (it was killed mid-attempt, or its Ray worker
+        died), then collect the final records of attempts it left unharvested."""
+        for k in range(int(self.state["next_attempt"])):
+            if k not in self.state["harvested"]:
+                self._kill_orphans(self._attempt_dir(k))
+        killed = kill_tagged(str(self.dir.resolve()) + os.sep, self.cfg.kill_grace_s)
+        if killed:
+            log.warning("shard %d: killed %d leftover process(es) of earlier attempts", self.index, len(killed))
         for k in range(int(self.state["next_attempt"])):
             if k in self.state["harvested"]:
                 continue
-            adir = self._attempt_dir(k)
-            self._kill_orphans(adir)
-            recs = _read_checkpoint(adir / "checkpoint.json") or []
-            todo = self.remaining()
-            self._harvest(k, todo, AttemptOutcome(returncode=None, interrupted=True, records=recs))
+            recs = _read_checkpoint(self._attempt_dir(k) / "checkpoint.json") or []
+            self._harvest(k, self.remaining(), AttemptOutcome(returncode=None, interrupted=True, records=recs))
 
     def _kill_orphans(self, adir: Path) -> None:
         """Kill process groups a killed launcher left running, after checking they are still the ones it started."""
+        if not adir.is_dir():
+            return
         path = adir / "pids.json"
         owned: dict = {}
         if path.is_file():
@@ -234,9 +228,10 @@ class ShardRunner:
                 owned = read_json(path)
             except (RecordError, OSError):
                 owned = {}
-        shim = _read_shim_pgid(adir / "carla_server.pgid")
-        if shim is not None:  # `sh -c` may exec the shim, so the leader's command line need not name the shim
-            owned["shim_server"] = {"pgid": shim[0], "marker": str(adir / "carla_shim"), "start": shim[1]}
+        # close first, so an evaluator still alive cannot start a server the sweep below would miss
+        for i, (pgid, start) in enumerate(close_attempt(adir)):
+            # `sh -c` may exec the shim, so the leader's command line need not name the shim: match the start time
+            owned[f"shim_server_{i}"] = {"pgid": pgid, "marker": str(adir / "carla_shim"), "start": start}
         for entry in owned.values():
             pid, marker, start = int(entry["pgid"]), str(entry["marker"]), entry.get("start", "")
             try:
@@ -275,7 +270,7 @@ class ShardRunner:
                     "shard %d: route %s crashed %d times; keeping the crash record", self.index, rid, attempts[rid]
                 )
             self.final[rid] = rec
-        if not outcome.interrupted and not outcome.clean and not last_retryable and not outcome.server_down:
+        if not outcome.interrupted and not outcome.clean and not last_retryable and not outcome.infra:
             culprit = next((rid for rid in todo_ids if rid not in recorded), None)
             if culprit is not None:
                 attempts[culprit] = attempts.get(culprit, 0) + 1
@@ -306,12 +301,12 @@ class ShardRunner:
         cfg = self.cfg
         adir = self._attempt_dir(k)
         adir.mkdir(parents=True, exist_ok=True)
+        tag = self._tag(adir)
         routes_xml = write_routes(todo, adir / "routes.xml")
         checkpoint = adir / "checkpoint.json"
         self.save_path.mkdir(parents=True, exist_ok=True)
         rpc = tm = None
         server = evaluator = None
-        shim_pidfile = adir / "carla_server.pgid"
         host = "127.0.0.1"
         try:
             tm = reserve_block(cfg.base_tm_port + cfg.port_stride * self.index, span=1, step=1)
@@ -320,24 +315,28 @@ class ShardRunner:
                 host, _, p = cfg.attach[self.index % len(cfg.attach)].rpartition(":")
                 port = int(p)
                 if not wait_for_port(host, port, cfg.server_startup_s):
-                    return AttemptOutcome(None, reason=f"CARLA server {host}:{port} not reachable", server_down=True)
+                    return AttemptOutcome(None, reason=f"CARLA server {host}:{port} not reachable", infra=True)
                 if cfg.carla_root is not None:
                     # the stock B2D evaluator still runs $CARLA_ROOT/CarlaUE4.sh (docker/ makes it a no-op that
                     # idles): own it through the shim, so an evaluator killed mid-route leaves no idler behind
-                    carla_root = self._write_shim(adir, shim_pidfile)
+                    carla_root = write_shim(adir, cfg.carla_root)
             else:
                 rpc = reserve_block(cfg.base_port + cfg.port_stride * self.index, span=3, step=3)
                 port = rpc
                 if cfg.server_mode == "own":
                     cmd = cfg.format_cmd(cfg.server_cmd, port=port, gpu=self.gpu, tm_port=tm)
-                    server = start_process(cmd, adir / "server.log")
+                    try:
+                        server = start_process(cmd, adir / "server.log", env={**os.environ, TAG_ENV: tag})
+                    except OSError as exc:
+                        return AttemptOutcome(None, reason=f"CARLA server could not start: {exc}", infra=True)
                     self._record_pids(adir, server=(server.pid, f"-carla-rpc-port={port}"))
                     if not wait_for_port(host, port, cfg.server_startup_s, server):
-                        return AttemptOutcome(
-                            None, reason=f"CARLA server on port {port} did not come up", server_down=True
-                        )
+                        return AttemptOutcome(None, reason=f"CARLA server on port {port} did not come up", infra=True)
                 else:
-                    carla_root = self._write_shim(adir, shim_pidfile)
+                    real_root = cfg.real_carla_root()
+                    if real_root is None:
+                        return AttemptOutcome(None, reason="no --carla-root and no $CARLA_ROOT", infra=True)
+                    carla_root = write_shim(adir, real_root)
             cmd = cfg.format_cmd(
                 cfg.evaluator_cmd,
                 routes=routes_xml,
@@ -347,8 +346,11 @@ class ShardRunner:
                 tm_port=tm,
                 gpu=self.gpu,
             )
-            env = cfg.evaluator_env(self.gpu, self.save_path, carla_root)
-            evaluator = start_process(cmd, adir / "evaluator.log", env=env, cwd=cfg.b2d_root)
+            env = cfg.evaluator_env(self.gpu, self.save_path, carla_root, tag)
+            try:
+                evaluator = start_process(cmd, adir / "evaluator.log", env=env, cwd=cfg.b2d_root)
+            except OSError as exc:
+                return AttemptOutcome(None, reason=f"evaluator could not start: {exc}", infra=True)
             self._record_pids(adir, evaluator=(evaluator.pid, str(checkpoint)))
             log.info(
                 "shard %d attempt %d: %d route(s), gpu %d, port %d (pid %d)",
@@ -359,65 +361,95 @@ class ShardRunner:
                 port,
                 evaluator.pid,
             )
-            return self._watch(evaluator, server, checkpoint, host, port, shim_pidfile)
+            return self._watch(evaluator, server, adir, host, port)
         finally:
+            # Order matters: the evaluator first (no new server launches), then close the attempt so a shim still
+            # starting exits, then the servers the shim recorded, then anything else carrying the attempt's tag.
             stop_process(evaluator, cfg.kill_grace_s)
+            for pgid, _start in close_attempt(adir):
+                kill_group(pgid, cfg.kill_grace_s)
             stop_process(server, cfg.kill_grace_s)
-            shim = _read_shim_pgid(shim_pidfile)
-            if shim is not None:
-                kill_group(shim[0], cfg.kill_grace_s)
+            kill_tagged(tag, cfg.kill_grace_s)
             if rpc is not None:
                 release_block(rpc, 3)
             if tm is not None:
                 release_block(tm, 1)
 
-    def _watch(self, evaluator, server, checkpoint: Path, host: str, port: int, shim_pidfile: Path) -> AttemptOutcome:
-        """Poll until the evaluator exits; kill it when a route exceeds its wall-clock budget or the server dies."""
+    def _watch(self, evaluator, server, adir: Path, host: str, port: int) -> AttemptOutcome:
+        """Poll until the evaluator exits; kill it when it does not get ready in time, a route exceeds its wall-clock
+        budget or the server dies.
+
+        The evaluator is ready when its checkpoint first appears: the leaderboard writes it once CARLA is up and the
+        agent module is imported, before the first route. Route time counts from then; anything that ends the attempt
+        before then is an infrastructure failure, charged to no route.
+        """
         cfg = self.cfg
-        last_count, last_change = 0, time.monotonic()
+        checkpoint = adir / "checkpoint.json"
+        started = time.monotonic()
+        ready_at: float | None = None
+        last_count, last_change = 0, started
         records: list[dict] = []
         done_before = [self.final[r.id] for r in self.routes if r.id in self.final]
+
+        def ended(reason: str, rc: int | None = None) -> AttemptOutcome:
+            if ready_at is None:
+                return AttemptOutcome(rc, reason=f"{reason} before the evaluator was ready", infra=True)
+            return AttemptOutcome(rc, reason=reason, records=records)
+
         while True:
             rc = evaluator.poll()
             recs = _read_checkpoint(checkpoint)
             if recs is not None:
+                if ready_at is None:
+                    ready_at = last_change = time.monotonic()
+                    log.info("shard %d: evaluator ready after %.1f s", self.index, ready_at - started)
                 records = recs
                 if len(recs) != last_count:
                     last_count, last_change = len(recs), time.monotonic()
                     self._progress(done_before, recs)
             if rc is not None:
                 final = _read_checkpoint(checkpoint)
+                if final is None and ready_at is None:
+                    tail = _log_tail(adir / "evaluator.log")
+                    return AttemptOutcome(
+                        rc, reason=f"evaluator exited with code {rc} before it was ready{tail}", infra=True
+                    )
                 return AttemptOutcome(rc, records=final if final is not None else records)
             if self.stop.is_set():
                 return AttemptOutcome(None, reason="launcher stopped", interrupted=True, records=records)
-            if time.monotonic() - last_change > cfg.route_timeout_s:
+            now = time.monotonic()
+            if ready_at is None and now - started > cfg.evaluator_startup_s:
+                log.error("shard %d: evaluator not ready after %.0f s; killing it", self.index, cfg.evaluator_startup_s)
+                return ended(f"evaluator startup exceeded {cfg.evaluator_startup_s:.0f} s")
+            if ready_at is not None and now - last_change > cfg.route_timeout_s:
                 log.error(
                     "shard %d: no route finished for %.0f s; killing the evaluator", self.index, cfg.route_timeout_s
                 )
-                return AttemptOutcome(
-                    None, reason=f"watchdog: route exceeded {cfg.route_timeout_s:.0f} s", records=records
-                )
+                return ended(f"watchdog: route exceeded {cfg.route_timeout_s:.0f} s")
             if server is not None and server.poll() is not None:
                 log.error("shard %d: CARLA server exited with %s; restarting", self.index, server.returncode)
-                return AttemptOutcome(None, reason="CARLA server died", records=records)
+                return ended("CARLA server died")
             if cfg.server_mode == "evaluator":
-                shim = _read_shim_pgid(shim_pidfile)
-                if shim is not None and not group_alive(shim[0]):
+                groups = server_groups(adir)
+                if groups and not any(group_alive(g) for g, _ in groups):
                     log.error("shard %d: the evaluator's CARLA server is gone; restarting", self.index)
-                    return AttemptOutcome(None, reason="CARLA server died", records=records)
+                    return ended("CARLA server died")
             if cfg.server_mode == "attach" and not port_open(host, port):
-                time.sleep(cfg.poll_s)
+                self.stop.wait(cfg.poll_s)
                 if not port_open(host, port):
-                    return AttemptOutcome(None, reason=f"CARLA server {host}:{port} went away", records=records)
+                    return ended(f"CARLA server {host}:{port} went away")
             self.stop.wait(cfg.poll_s)
 
-    def _write_shim(self, adir: Path, pidfile: Path) -> Path:
-        real_root = self.cfg.carla_root or (Path(os.environ["CARLA_ROOT"]) if "CARLA_ROOT" in os.environ else None)
-        if real_root is None:
-            raise RuntimeError("server_mode 'evaluator' needs --carla-root or $CARLA_ROOT")
-        shim_root = adir / "carla_shim"
-        shim = shim_root / "CarlaUE4.sh"
-        text = _SHIM.format(python=sys.executable, pidfile=str(pidfile), real=str(real_root / "CarlaUE4.sh"))
-        atomic_write_bytes(shim, text.encode())
-        shim.chmod(shim.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-        return shim_root
+
+class InfrastructureError(RuntimeError):
+    """A shard stopped because its set-up kept failing (no server, no evaluator); its routes stay pending."""
+
+
+def _log_tail(path: Path, lines: int = 3) -> str:
+    """The last lines of a log, for an error message (empty if there is none)."""
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    tail = [t for t in text if t.strip() and not t.startswith("### ")][-lines:]  # "### ": our own command headers
+    return f"; {path.name} ends: " + " | ".join(tail) if tail else ""

@@ -185,7 +185,7 @@ def test_record_validation_names_the_problem(tmp_path: Path) -> None:
 def test_atomic_write_leaves_no_temp_and_normal_mode(tmp_path: Path) -> None:
     import os
 
-    from bench2drive_eval.records import atomic_write_json
+    from irlvla.atomic import atomic_write_json  # the one helper bench2drive_eval writes with
 
     atomic_write_json(tmp_path / "a" / "x.json", {"k": 1})
     assert json.loads((tmp_path / "a" / "x.json").read_text()) == {"k": 1}

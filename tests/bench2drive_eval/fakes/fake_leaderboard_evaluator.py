@@ -6,7 +6,13 @@ FAKE_B2D_HANG_ONCE (hang forever on the first attempt), FAKE_B2D_CRASH_ONCE (wri
 record and exit -1 on the first attempt), FAKE_B2D_DIE_ONCE (exit without a record on the first attempt),
 FAKE_B2D_ALWAYS_DIE (exit without a record on every attempt). With --port it requires the CARLA port to accept
 connections before each route, as the real client does. FAKE_B2D_SPAWN_SERVER=1 starts $CARLA_ROOT/CarlaUE4.sh
-itself, as the B2D evaluator does.
+itself, in a session of its own, as the B2D evaluator does (FAKE_B2D_SPAWN_DELAY: seconds the spawning shell waits
+before running it; its pid goes to spawners.log).
+
+Start-up, as the real evaluator: connect (with --port), then write the checkpoint with no records (its readiness)
+before the first route. FAKE_B2D_START_DELAY delays that by some seconds; FAKE_B2D_FAIL_START makes it exit 1 before
+(a missing leaderboard import); FAKE_B2D_FAIL_START_AFTER=N does so once N routes are done (runs.log);
+FAKE_B2D_DIE_AFTER_SPAWN=1 exits 139 right after spawning the server.
 """
 
 import argparse
@@ -100,12 +106,21 @@ def main():
             f"{os.getpid()} {os.getpgid(0)} gpu={os.environ.get('CUDA_VISIBLE_DEVICES')} "
             f"track={os.environ.get('CHALLENGE_TRACK_CODENAME')} bench={os.environ.get('IS_BENCH2DRIVE')}\n"
         )
+    if os.environ.get("FAKE_B2D_FAIL_START") or _done_routes(state) >= int(
+        os.environ.get("FAKE_B2D_FAIL_START_AFTER", "1000000")
+    ):
+        print("ModuleNotFoundError: No module named 'leaderboard'", flush=True)
+        return 1
     if os.environ.get("FAKE_B2D_SPAWN_SERVER"):
+        delay = os.environ.get("FAKE_B2D_SPAWN_DELAY", "")
+        prefix = f"echo $$ >> {state}/spawners.log; sleep {delay}; " if delay else ""
         cmd = (
-            f"{os.environ['CARLA_ROOT']}/CarlaUE4.sh -RenderOffScreen -nosound -carla-rpc-port={args.port} "
+            f"{prefix}{os.environ['CARLA_ROOT']}/CarlaUE4.sh -RenderOffScreen -nosound -carla-rpc-port={args.port} "
             f"-graphicsadapter={args.gpu_rank}"
         )
         subprocess.Popen(cmd, shell=True, preexec_fn=os.setsid)
+        if os.environ.get("FAKE_B2D_DIE_AFTER_SPAWN"):
+            os._exit(139)
     routes = ET.parse(args.routes).getroot().findall("route")
     doc = {
         "_checkpoint": {"global_record": {}, "progress": [0, len(routes)], "records": []},
@@ -116,16 +131,16 @@ def main():
         "labels": [],
     }
     per_route = float(os.environ.get("FAKE_B2D_ROUTE_SECONDS", "0.05"))
+    if not _simulator_up(args):
+        return 255
+    time.sleep(float(os.environ.get("FAKE_B2D_START_DELAY", "0")))
+    write_json(args.checkpoint, doc)  # ready: connected, before the first route
     for i, route in enumerate(routes):
         rid, town = route.get("id"), route.get("town")
         scen = route.find("scenarios").find("scenario").get("name")
         n = bump(state, rid)
-        deadline = time.monotonic() + 10
-        while args.port and not _port_open(args.host or "127.0.0.1", args.port):
-            if time.monotonic() > deadline:
-                print("time-out waiting for the simulator", flush=True)
-                return 255
-            time.sleep(0.05)
+        if not _simulator_up(args):
+            return 255
         log = open(os.path.join(state, "runs.log"), "a")
         if rid in ids("FAKE_B2D_HANG_ONCE") and n == 1:
             log.write(f"{rid} hang\n")
@@ -168,6 +183,25 @@ def main():
     doc["entry_status"] = "Finished"
     write_json(args.checkpoint, doc)
     return 0
+
+
+def _simulator_up(args):
+    """With --port, wait up to 10 s for CARLA to accept connections, as the real client does."""
+    deadline = time.monotonic() + 10
+    while args.port and not _port_open(args.host or "127.0.0.1", args.port):
+        if time.monotonic() > deadline:
+            print("time-out waiting for the simulator", flush=True)
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _done_routes(state):
+    path = os.path.join(state, "runs.log")
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        return sum(1 for line in f if line.split()[1:] == ["done"])
 
 
 def _port_open(host, port):
