@@ -123,9 +123,10 @@ class RWMLabelConfig:
     speed_sigma: float = 0.25  #: relative speed-scale perturbation
     seed: int = 0
     workers: int = 2
+    max_samples: int = 0  #: label only this many samples, evenly spread over the dataset (0: all)
 
     def __post_init__(self) -> None:
-        require_non_negative("RWMLabelConfig", perturbed_expert=self.perturbed_expert)
+        require_non_negative("RWMLabelConfig", perturbed_expert=self.perturbed_expert, max_samples=self.max_samples)
         require_non_negative("RWMLabelConfig", policy_samples=self.policy_samples, seed=self.seed)
         require_positive("RWMLabelConfig", lateral_sigma_m=self.lateral_sigma_m, speed_sigma=self.speed_sigma)
         require_positive("RWMLabelConfig", workers=self.workers)
