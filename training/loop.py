@@ -263,7 +263,7 @@ def train_loop(
             now = time.perf_counter()
             sps = n_last / max(now - t_last, 1e-9)
             t_last, n_last = now, 0
-            row = {"step": step, "loss": round(float(loss), 6), "grad_norm": round(float(grad_norm), 4)}
+            row = {"step": step, "loss": round(float(loss.detach()), 6), "grad_norm": round(float(grad_norm), 4)}
             row.update({k: round(float(v), 6) for k, v in metrics.items()})
             row.update(lr=f"{sched.get_last_lr()[0]:.3e}", samples_per_s=round(sps, 3))
             curves.add(row)

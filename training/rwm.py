@@ -228,7 +228,7 @@ def rwm_step(net: torch.nn.Module, batch: dict, gen: torch.Generator, step: int)
     model = net.module if hasattr(net, "module") else net
     pred = rwm_predict(model, batch, batch["rwm_trajectories"])
     loss, parts = rwm_loss(pred, batch["rwm_targets"], model.cfg.rwm)
-    return loss, {f"rwm_{k}": float(v) for k, v in parts.items()}
+    return loss, {f"rwm_{k}": float(v.detach()) for k, v in parts.items()}
 
 
 def freeze_except(model: torch.nn.Module, trainable: str) -> list[torch.nn.Parameter]:
