@@ -32,6 +32,7 @@ from navsim_eval.config import IDMTrafficConfig
 from navsim_eval.idm_agents import IdmAgentSetup, sample_paths, setup_idm_agents
 from navsim_eval.observation import Observation
 from navsim_eval.simulation import S_HEADING, S_VX, S_X, S_Y
+from sim.idm import NUPLAN_AGENT_IDM_EXPONENT, idm_acceleration
 from sim.scene import AgentType, EgoParams, Scene
 
 logger = logging.getLogger(__name__)
@@ -62,8 +63,10 @@ def _quads_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(_quads_overlap(a, b), 0.0, out)
 
 
-def _setup(scene: Scene, obs: Observation, ego_box: np.ndarray, cfg: IDMTrafficConfig) -> IdmAgentSetup:
-    """`setup_idm_agents`, memoised per scene content (it does not depend on the proposals)."""
+def _setup(
+    scene: Scene, obs: Observation, ego_box: np.ndarray, cfg: IDMTrafficConfig, memo: dict | None = None
+) -> IdmAgentSetup:
+    """`setup_idm_agents`, memoised in the caller's `memo` by scene content (it does not depend on the proposals)."""
     key = (
         "_idm_setup",
         scene.token,
@@ -73,7 +76,7 @@ def _setup(scene: Scene, obs: Observation, ego_box: np.ndarray, cfg: IDMTrafficC
         obs.ids,
         hash((obs.states[:, 0].tobytes(), obs.present[:, 0].tobytes(), ego_box.tobytes())),
     )
-    store = scene.map.__dict__.setdefault("_epdms_memo", {})
+    store = {} if memo is None else memo
     if key not in store:
         store[key] = setup_idm_agents(scene, obs, ego_box, cfg.target_velocity, cfg.idm_snap_threshold)
     return store[key]
@@ -86,6 +89,7 @@ def idm_reactive_navsim(
     params: EgoParams,
     config: IDMTrafficConfig | None = None,
     dt: float = 0.1,
+    memo: dict | None = None,
 ) -> Observation:
     """Reactive traffic for each of K simulated ego rollouts (K, T, 11): an observation with a leading K axis.
 
@@ -109,7 +113,7 @@ def idm_reactive_navsim(
     centre0 = np.array(
         [ego0[S_X] + d_c * np.cos(ego0[S_HEADING]), ego0[S_Y] + d_c * np.sin(ego0[S_HEADING]), ego0[S_HEADING]]
     )
-    setup = _setup(scene, obs, centre_boxes(centre0, params.length, params.width), cfg)
+    setup = _setup(scene, obs, centre_boxes(centre0, params.length, params.width), cfg, memo)
     ctrl = setup.controlled
     n = ctrl.size
     hl = obs.sizes[ctrl, 0] / 2
@@ -121,7 +125,6 @@ def idm_reactive_navsim(
     pose = sample_paths(setup, s) if n else np.zeros((k, 0, 3))
     # occupancy geometry per agent: the snapped box until its first update, then its projected footprint
     occ = np.broadcast_to(_rect(setup.snapped, -hl, hl, hw), (k, n, 4, 2)).copy()
-    b_term = 2.0 * np.sqrt(cfg.accel_max * cfg.decel_max)
     parked = np.flatnonzero(
         vehicle & obs.present[:, 0] & (setup.stationary_off_lane | (setup.deviation > cfg.idm_snap_threshold))
     )
@@ -135,10 +138,11 @@ def idm_reactive_navsim(
         """nuPlan's forward Euler IDM step of agents `cols` against leaders at gap / v_lead (K, c); then the new
         pose and projected footprint (box plus the path ahead up to length/2 + speed x headway, clamped)."""
         vi = v[:, cols]
-        s_star = cfg.min_gap_to_lead_agent + vi * cfg.headway_time + vi * (vi - v_lead) / b_term
-        acc = cfg.accel_max * (
-            1.0 - (vi / setup.target[cols]) ** 4 - (s_star / np.maximum(gap, cfg.min_gap_to_lead_agent)) ** 2
-        )
+        acc = idm_acceleration(
+            vi, setup.target[cols], gap, v_lead, accel_max=cfg.accel_max, decel=cfg.decel_max,
+            min_gap=cfg.min_gap_to_lead_agent, headway=cfg.headway_time, gap_floor=cfg.min_gap_to_lead_agent,
+            exponent=NUPLAN_AGENT_IDM_EXPONENT,
+        )  # fmt: skip
         acc = np.clip(acc, -cfg.decel_max, cfg.accel_max)
         upd = active[:, cols]
         s[:, cols] = np.where(upd, s[:, cols] + dt * vi, s[:, cols])

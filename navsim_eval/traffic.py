@@ -23,6 +23,7 @@ from navsim_eval.boxes import corners
 from navsim_eval.config import IDMTrafficConfig
 from navsim_eval.observation import Observation, ego_footprint_overlaps
 from navsim_eval.simulation import S_HEADING, S_VX, S_X, S_Y
+from sim.idm import NUPLAN_AGENT_IDM_EXPONENT, idm_acceleration
 from sim.scene import AG_X, AG_Y, AgentType, EgoParams, Scene, TrafficLightState
 
 logger = logging.getLogger(__name__)
@@ -114,10 +115,16 @@ def _red_stops(scene: Scene, paths: list[np.ndarray], num_steps: int) -> tuple[n
 
 
 def _agent_rules(
-    scene: Scene, obs: Observation, idx: np.ndarray, paths: list[np.ndarray], fallback: float, num_steps: int
+    scene: Scene,
+    obs: Observation,
+    idx: np.ndarray,
+    paths: list[np.ndarray],
+    fallback: float,
+    num_steps: int,
+    memo: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Desired speeds and red stop lines of the IDM vehicles, memoised per scene content (they do not depend on the
-    proposals, and the map queries cost more than the IDM rollout itself)."""
+    """Desired speeds and red stop lines of the IDM vehicles, memoised in the caller's `memo` (a `SceneCache`'s) by
+    scene content: they do not depend on the proposals, and the map queries cost more than the IDM rollout itself."""
     key = (
         "_idm_rules",
         scene.token,
@@ -127,7 +134,7 @@ def _agent_rules(
         tuple(obs.ids[a] for a in idx),
         hash((scene.agents.states.tobytes(), tuple(np.asarray(tl.states).tobytes() for tl in scene.traffic_lights))),
     )
-    store = scene.map.__dict__.setdefault("_epdms_memo", {})
+    store = {} if memo is None else memo
     if key not in store:
         store[key] = (_target_speeds(scene, obs, idx, fallback), *_red_stops(scene, paths, num_steps))
     return store[key]
@@ -154,16 +161,18 @@ def idm_reactive(
     params: EgoParams,
     config: IDMTrafficConfig | None = None,
     dt: float = 0.1,
+    memo: dict | None = None,
 ) -> Observation:
     """Reactive traffic for each of K simulated ego rollouts (K, T, 11): an observation with a leading K axis.
 
-    `config.model == "navsim"` runs the official policy's algorithm (`navsim_eval.idm_navsim`) instead.
+    `config.model == "navsim"` runs the official policy's algorithm (`navsim_eval.idm_navsim`) instead. `memo`: a
+    per-scene dict (`SceneCache.memo`) for what does not depend on the proposals; None recomputes it.
     """
     cfg = config or IDMTrafficConfig()
     if cfg.model == "navsim":
         from navsim_eval.idm_navsim import idm_reactive_navsim
 
-        return idm_reactive_navsim(scene, obs, ego_states, params, cfg, dt)
+        return idm_reactive_navsim(scene, obs, ego_states, params, cfg, dt, memo)
     k, t_n = ego_states.shape[:2]
     a_n = len(obs.ids)
     states = np.broadcast_to(obs.states, (k,) + obs.states.shape).copy()
@@ -187,7 +196,7 @@ def idm_reactive(
         )
     paths = _agent_paths(scene, obs, ctrl)
     n = ctrl.size
-    target, stop_s, stop_red = _agent_rules(scene, obs, ctrl, paths, cfg.target_velocity, t_n)
+    target, stop_s, stop_red = _agent_rules(scene, obs, ctrl, paths, cfg.target_velocity, t_n, memo)
     s = np.zeros((k, n))
     v = np.broadcast_to(speed0[ctrl], (k, n)).copy()
     half_l = obs.sizes[ctrl, 0] / 2
@@ -197,7 +206,6 @@ def idm_reactive(
     ego_half_l = params.length / 2
     ego_half_w = params.width / 2
     d_centre = params.rear_axle_to_center
-    b_term = 2.0 * np.sqrt(cfg.accel_max * cfg.decel_max)
     xy, hd = _sample_paths(paths, s)
     for t in range(t_n):
         states[:, ctrl, t, 0:2] = xy
@@ -245,11 +253,11 @@ def idm_reactive(
         at_line = line_gap < g
         g = np.where(at_line, line_gap, g)
         v_lead = np.where(at_line, 0.0, v_lead)
-        has = np.isfinite(g)
-        g = np.maximum(np.where(has, g, 1.0), cfg.min_gap_to_lead_agent)  # nuPlan clamps the gap at the minimum gap
-        s_star = cfg.min_gap_to_lead_agent + v * cfg.headway_time + v * (v - v_lead) / b_term
-        inter = np.where(has, (s_star / g) ** 2, 0.0)
-        acc = cfg.accel_max * (1.0 - (v / target[None, :]) ** 4 - inter)
+        acc = idm_acceleration(
+            v, target[None, :], g, v_lead, accel_max=cfg.accel_max, decel=cfg.decel_max,
+            min_gap=cfg.min_gap_to_lead_agent, headway=cfg.headway_time, gap_floor=cfg.min_gap_to_lead_agent,
+            exponent=NUPLAN_AGENT_IDM_EXPONENT,
+        )  # fmt: skip
         acc = np.clip(acc, -cfg.decel_max, cfg.accel_max)
         s = s + v * dt  # forward Euler as `solve_forward_euler_idm_policy`: progress with the old speed
         v = np.maximum(v + acc * dt, 0.0)

@@ -18,12 +18,16 @@ import shapely
 from scipy.interpolate import CubicSpline
 from scipy.spatial import cKDTree
 
+from sim.idm import idm_acceleration
 from sim.scene import TrafficLightState, polyline_arclength
 
 logger = logging.getLogger(__name__)
 
 PATH_SPACING = 0.5
 STOP_GAP = 1.0  # metres between the front bumper and a stop line when stopped
+#: smallest gap (m) the IDM and ACC terms divide by: stop lines are approached to within STOP_GAP, so the minimum gap
+#: cannot be the floor as it is in nuPlan's IDM
+IDM_GAP_FLOOR = 0.05
 
 
 # ---- paths ----
@@ -448,11 +452,10 @@ def simulate_followers(
             gap = np.where(better, g, gap)
             v_lead = np.where(better, 0.0, v_lead)
             a_lead = np.where(better, 0.0, a_lead)
-        # IDM
-        dv = v - v_lead
-        s_star = p["min_gap"] + np.maximum(0.0, v * p["headway"] + v * dv / (2 * np.sqrt(p["accel"] * p["decel"])))
-        interact = np.where(np.isfinite(gap), (s_star / np.maximum(gap, 0.05)) ** 2, 0.0)
-        a = p["accel"] * (1 - (v / v_des) ** p["delta"] - interact)
+        a = idm_acceleration(
+            v, v_des, gap, v_lead, accel_max=p["accel"], decel=p["decel"], min_gap=p["min_gap"], headway=p["headway"],
+            gap_floor=IDM_GAP_FLOOR, exponent=p["delta"], clamp_dynamic_gap=True,
+        )  # fmt: skip
         a = _acc_blend(a, v, v_lead, np.minimum(a_lead, p["accel"]), gap, p["decel"])
         a = np.where(a_curve < 0, np.minimum(a, 1.15 * a_curve - 0.1), a)
         emergency = a < -p["max_brake"] - 0.5
@@ -477,7 +480,7 @@ def _acc_blend(a_idm, v, v_lead, a_lead, gap, b, coolness: float = 0.99) -> np.n
     """Treiber & Kesting's ACC model: blend IDM with the constant-acceleration heuristic so a vehicle that cuts in
     ahead but drives away does not trigger IDM's over-reaction (no effect without a lead)."""
     has_lead = np.isfinite(gap)
-    g = np.where(has_lead, np.maximum(gap, 0.05), 1e6)
+    g = np.where(has_lead, np.maximum(gap, IDM_GAP_FLOOR), 1e6)
     free = v_lead * (v - v_lead) <= -2 * g * a_lead
     denom = v_lead**2 - 2 * g * a_lead
     ok = denom > 1e-6
@@ -491,11 +494,17 @@ def _acc_blend(a_idm, v, v_lead, a_lead, gap, b, coolness: float = 0.99) -> np.n
 
 # ---- stops derived from the map ----
 def first_entry_s(path: Path, polygon) -> float | None:
-    """Arc length where the path first enters `polygon` (shapely), or None if it never does."""
-    inside = shapely.contains_xy(polygon, path.xy[:, 0], path.xy[:, 1])
-    if not inside.any():
+    """Arc length where the path first touches `polygon` (shapely), or None if it never does.
+
+    Computed on the path's polyline, not its samples: a stop line as deep as the sample spacing can fall between
+    samples or exactly on their grid (boundary points are not "contained"), and the stop would silently vanish.
+    """
+    line = shapely.LineString(path.xy)
+    hit = shapely.intersection(line, polygon)
+    if hit.is_empty:
         return None
-    return float(path.s[int(np.argmax(inside))])
+    along = shapely.line_locate_point(line, shapely.points(shapely.get_coordinates(hit)))
+    return float(path.s[0] + along.min())
 
 
 def light_stops(

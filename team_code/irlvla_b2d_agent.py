@@ -1,6 +1,6 @@
 """IRL-VLA agent for the Bench2Drive leaderboard: `leaderboard_evaluator.py --agent team_code/irlvla_b2d_agent.py`.
 
-A thin adapter around a pure planner (anything with `.step(Observation) -> obj with .trajectory`): it decodes the
+A thin adapter around a pure planner (an `agent.contract.Planner`: `step(Observation) -> PlanResult`): it decodes the
 sensors, localises from GNSS + compass, follows the global plan, calls the policy, and turns the trajectory into a
 `carla.VehicleControl` with PID controllers. A failing or non-finite step brakes instead of ending the route.
 
@@ -12,24 +12,31 @@ the YAML path is the first `+` field and the save name the last.
 from __future__ import annotations
 
 import importlib
-import inspect
 import logging
 import math
 import os
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Protocol
 
 import numpy as np
 
 from agent import geometry
-from agent.types import PLANNING_SAMPLING, EgoStatus, Observation, bench2drive_rig
+from agent.contract import Planner, PlanResult
+from agent.types import (
+    PLANNING_SAMPLING,
+    CameraRig,
+    EgoStatus,
+    NavigationCommand,
+    Observation,
+    Trajectory,
+    bench2drive_rig,
+)
 from team_code.base_agent import AgentTrack, BaseAgent
 from team_code.config import AgentConfig
 from team_code.controllers import ControlCommand, TrajectoryController, hazard_ahead
 from team_code.images import ImagePreprocessor
-from team_code.localization import ImuReading, Localizer, georeference_from_plan
+from team_code.localization import GEO_MODELS, GnssModelSelector, ImuReading, Localizer, calibrate_georeference
 from team_code.metric_log import MetricLogger, metric_info_from_actor
 from team_code.route import RoutePlanner, RouteTracker, road_option_value
 from team_code.sensors import GNSS_ID, IMU_ID, SPEED_ID, build_sensors, camera_ids
@@ -38,16 +45,12 @@ logger = logging.getLogger(__name__)
 
 #: the leaderboard ticks at 20 Hz.
 DEFAULT_DT = 0.05
+#: `Observation.token` of the planning step `setup` runs on blank frames (`AgentConfig.setup_check`).
+SETUP_CHECK_TOKEN = "setup_check"
 
 
 def get_entry_point() -> str:
     return "IrlVlaB2DAgent"
-
-
-class Policy(Protocol):
-    """What the agent needs from a planner: `step(observation)` returning an object with `.trajectory`."""
-
-    def step(self, observation: Observation) -> Any: ...
 
 
 def parse_agent_config_string(value: str) -> tuple[str, str | None]:
@@ -59,35 +62,43 @@ def parse_agent_config_string(value: str) -> tuple[str, str | None]:
     return parts[0], save_name
 
 
-def load_policy(cfg: AgentConfig) -> Policy:
-    """Build the planner named by the config (entry point, checkpoint, or preset; see `AgentConfig`)."""
+def load_policy(cfg: AgentConfig) -> Planner:
+    """Build the planner named by the config (entry point, checkpoint, or preset; see `AgentConfig`).
+
+    An entry point `module:factory` is called with the `AgentConfig` and must return an `agent.contract.Planner`.
+    """
     if cfg.policy_entry_point:
         module_name, _, attr = cfg.policy_entry_point.partition(":")
         factory = getattr(importlib.import_module(module_name), attr)
-        return factory(cfg)
-    try:
-        from agent.policy import DrivingPolicy
-    except ImportError as e:
-        raise ImportError(f"agent.policy.DrivingPolicy is unavailable ({e}); set policy_entry_point instead") from e
+        policy = factory(cfg)
+        if not isinstance(policy, Planner):
+            raise TypeError(
+                f"policy_entry_point {cfg.policy_entry_point!r} returned {type(policy).__name__}, which is not an "
+                "agent.contract.Planner (step, reset, close)"
+            )
+        return policy
+    from agent.policy import DrivingPolicy  # torch and the model: only when this adapter builds the planner itself
+
+    device = resolve_device(cfg.device)
     if cfg.checkpoint:
         if not Path(cfg.checkpoint).exists():
             raise FileNotFoundError(f"checkpoint {cfg.checkpoint!r} does not exist")
-        return _call_with_device(DrivingPolicy.from_checkpoint, cfg.checkpoint, cfg.device)
+        return DrivingPolicy.from_checkpoint(cfg.checkpoint, device=device)
     from agent.config import load_preset
 
     logger.warning("no checkpoint configured: using an untrained %r preset policy", cfg.preset)
-    return _call_with_device(DrivingPolicy.from_config, load_preset(cfg.preset), cfg.device)
+    return DrivingPolicy.from_config(load_preset(cfg.preset), device=device)
 
 
 #: policies kept across routes (the evaluator constructs one agent per route in the same process).
-_POLICY_CACHE: dict[tuple, Policy] = {}
+_POLICY_CACHE: dict[tuple, Planner] = {}
 
 
 def _policy_key(cfg: AgentConfig) -> tuple:
     return (cfg.policy_entry_point, cfg.checkpoint, cfg.preset, cfg.device)
 
 
-def get_policy(cfg: AgentConfig) -> Policy:
+def get_policy(cfg: AgentConfig) -> Planner:
     """`load_policy`, or the policy an earlier route of this process loaded with the same settings (reset first)."""
     if not cfg.reuse_policy or cfg.policy_entry_point:
         return load_policy(cfg)
@@ -98,22 +109,41 @@ def get_policy(cfg: AgentConfig) -> Policy:
         policy = _POLICY_CACHE[key] = load_policy(cfg)
     else:
         logger.info("reusing the policy loaded by an earlier route")
-        reset = getattr(policy, "reset", None)
-        if callable(reset):
-            reset()
+        policy.reset()
     return policy
 
 
-def _call_with_device(fn, arg, device: str):
-    if device == "auto":
-        import torch
+def resolve_device(device: str) -> str:
+    """ "auto" -> "cuda" when CUDA is usable, else "cpu" (a warning: a CPU policy misses the 20 Hz budget); an explicit
+    "cuda[:N]" that this machine cannot serve is an error at setup, not a crash at the first tick. Always logged."""
+    if device == "cpu":
+        logger.info("policy device: cpu")
+        return device
+    import torch
 
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        accepts = "device" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        accepts = False
-    return fn(arg, device=device) if accepts else fn(arg)
+    if device == "auto":
+        if torch.cuda.is_available():
+            logger.info("policy device: cuda (auto)")
+            return "cuda"
+        logger.warning("policy device: cpu (auto: CUDA is not available, falling back to the CPU)")
+        return "cpu"
+    if not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} is configured but CUDA is not available on this machine")
+    index = int(device.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        raise RuntimeError(f"device {device!r} is configured but only {torch.cuda.device_count()} GPU(s) are visible")
+    logger.info("policy device: %s", device)
+    return device
+
+
+def _plan_trajectory(plan: PlanResult) -> Trajectory:
+    """The trajectory to drive, or an error saying what is wrong with the planner's output."""
+    if not isinstance(plan, PlanResult):
+        raise TypeError(f"policy.step returned {type(plan).__name__}, not an agent.contract.PlanResult")
+    traj = plan.trajectory  # a validated Trajectory: finite (P, 3) poses
+    if traj.poses.shape[0] < 2:
+        raise ValueError(f"policy trajectory must have at least 2 poses, got {traj.poses.shape[0]}")
+    return traj
 
 
 def _vehicle_control(cmd: ControlCommand):
@@ -136,7 +166,7 @@ class IrlVlaB2DAgent(BaseAgent):
     """The IRL-VLA planner on Bench2Drive's SENSORS track: six cameras, GNSS, IMU, speedometer."""
 
     #: set by `setup` (or directly by tests before the first step) to override the configured policy.
-    policy: Policy | None = None
+    policy: Planner | None = None
 
     # ---------------------------------------------------------------------------------------------- leaderboard API
     def set_global_plan(self, global_plan_gps, global_plan_world_coord) -> None:
@@ -150,7 +180,7 @@ class IrlVlaB2DAgent(BaseAgent):
         self.config = AgentConfig.from_yaml(config_path) if config_path else AgentConfig()
         cfg = self.config
         logger.info("IRL-VLA agent: config %s, save name %s", config_path or "<defaults>", self.save_name)
-        self._rigs: dict[tuple[int, int], Any] = {}
+        self._rigs: dict[tuple[int, int], CameraRig] = {}
         self.preprocessor = ImagePreprocessor(cfg.images)
         self.controller = TrajectoryController(cfg.controller, interval=PLANNING_SAMPLING.interval)
         self.policy = get_policy(cfg)
@@ -163,6 +193,8 @@ class IrlVlaB2DAgent(BaseAgent):
         self._route_ready = False
         if self._global_plan_world_coord:  # the evaluator sets the plan before setup(): pay the route set-up here
             self._init_route()
+        if cfg.setup_check:
+            self._check_policy()
         self.metric_logger = self._open_metric_logger()
 
     def sensors(self) -> list[dict]:
@@ -177,7 +209,7 @@ class IrlVlaB2DAgent(BaseAgent):
             cmd = self._step(input_data, float(timestamp))
         except Exception as e:
             self.failures += 1
-            cmd = ControlCommand.emergency_brake(f"{type(e).__name__}: {e}")
+            cmd = ControlCommand.emergency_brake(f"{type(e).__name__}: {e}", steer=self._last_steer)
             n = self.failures
             if n <= self.config.max_logged_tracebacks or n % 100 == 0:
                 logger.error("step %d failed (failure #%d), braking:\n%s", step, n, traceback.format_exc())
@@ -217,10 +249,9 @@ class IrlVlaB2DAgent(BaseAgent):
         if pre is not None:
             pre.close()
         cached = any(p is self.policy for p in _POLICY_CACHE.values())
-        close = None if cached else getattr(self.policy, "close", None)
-        if callable(close):
+        if self.policy is not None and not cached:
             try:
-                close()
+                self.policy.close()
             except Exception:
                 logger.exception("policy.close() failed")
         self.policy = None
@@ -261,19 +292,75 @@ class IrlVlaB2DAgent(BaseAgent):
         dense_xy = _plan_world_xy(dense)
         gps_plan = self._plan_gps_HACK if self._plan_gps_HACK is not None else self._global_plan
         gps = [g[0] if isinstance(g, (tuple, list)) else g for g in gps_plan]
-        lat_ref, lon_ref = georeference_from_plan(gps, dense_xy if len(gps) == len(dense_xy) else sparse_xy)
-        self.lat_ref, self.lon_ref = lat_ref, lon_ref
+        loc = self.config.localization
+        self.geo_calibration = calibrate_georeference(
+            gps,
+            dense_xy if len(gps) == len(dense_xy) else sparse_xy,
+            kinds=GEO_MODELS if loc.projection == "auto" else (loc.projection,),
+            max_residual_m=loc.max_plan_residual,
+        )
+        lat_ref, lon_ref = self.lat_ref, self.lon_ref = (
+            self.geo_calibration.model.lat_ref,
+            self.geo_calibration.model.lon_ref,
+        )
         initial = None
         if len(dense_xy) > 1:
             d = dense_xy[min(5, len(dense_xy) - 1)] - dense_xy[0]
             initial = math.atan2(d[1], d[0]) if np.hypot(*d) > 1e-6 else None
-        self.localizer = Localizer(self.config.localization, lat_ref, lon_ref, initial_heading=initial)
+        selector = GnssModelSelector(self.geo_calibration.candidates, dense_xy, tolerance_m=loc.model_check_tolerance)
+        self.localizer = Localizer(loc, selector, initial_heading=initial)
         self.route_planner = RoutePlanner(self.config.route, sparse_xy, [o for _, o in plan])
         self.route_tracker = RouteTracker(dense_xy, num_points=self.config.route.route_points)
         self._route_ready = True
         logger.info(
             "route: %d plan points (%d dense), georeference (%.8f, %.8f)", len(plan), len(dense), lat_ref, lon_ref
         )
+
+    def _time_step(self, timestamp: float) -> float:
+        """Seconds since the last tick that updated the pose; a NaN timestamp or one that goes backwards counts as
+        one nominal tick (logged), so one bad timestamp never poisons the estimate of the ticks after it."""
+        last = self._last_timestamp
+        if not math.isfinite(timestamp):
+            logger.warning("timestamp %r is not finite: assuming one tick (%.2f s) passed", timestamp, DEFAULT_DT)
+            return DEFAULT_DT
+        if last is None:
+            return DEFAULT_DT
+        dt = timestamp - last
+        if dt <= 0.0:
+            logger.warning("timestamp %.3f does not advance past %.3f: assuming one tick", timestamp, last)
+            return DEFAULT_DT
+        return max(dt, 1e-3)
+
+    def _check_policy(self) -> None:
+        """One planning step on blank frames at the sensors' resolution, then a policy reset (`setup_check`)."""
+        frames = {s["id"]: np.zeros((s["height"], s["width"], 4), np.uint8) for s in build_sensors() if "width" in s}
+        images = self.preprocessor({name: frames[name] for name in camera_ids()})
+        h, w = images[camera_ids()[0]].shape[:2]
+        rig = self._rigs.setdefault((w, h), bench2drive_rig(w, h))
+        n = self.config.route.route_points
+        obs = Observation(
+            images=images,
+            rig=rig,
+            ego=EgoStatus(
+                velocity=np.zeros(2),
+                acceleration=np.zeros(2),
+                command=NavigationCommand.from_carla_road_option(4),  # LANEFOLLOW
+            ),
+            timestamp=0.0,
+            target_point=np.array([10.0, 0.0]),
+            route=np.stack([np.linspace(2.0, 2.0 * n, n), np.zeros(n)], axis=-1),
+            token=SETUP_CHECK_TOKEN,
+            extras={"world_pose": np.zeros(3), "heading_valid": False, "road_option": 4, "lat_lon_ref": (0.0, 0.0)},
+        )
+        try:
+            _plan_trajectory(self.policy.step(obs))
+        except Exception as e:
+            raise RuntimeError(
+                f"setup check: the policy cannot plan on a blank frame ({type(e).__name__}: {e}); fix the "
+                "configuration or set setup_check: false"
+            ) from e
+        self.policy.reset()
+        logger.info("setup check: the policy planned on blank frames")
 
     def _step(self, input_data: dict, timestamp: float) -> ControlCommand:
         timings = self.last_timings = {}
@@ -287,8 +374,7 @@ class IrlVlaB2DAgent(BaseAgent):
 
         if not self._route_ready:
             self._init_route()
-        dt = DEFAULT_DT if self._last_timestamp is None else max(timestamp - self._last_timestamp, 1e-3)
-        self._last_timestamp = timestamp
+        dt = self._time_step(timestamp)
 
         missing = [k for k in (*camera_ids(), GNSS_ID, IMU_ID, SPEED_ID) if k not in input_data]
         if missing:
@@ -298,6 +384,10 @@ class IrlVlaB2DAgent(BaseAgent):
             raise ValueError(f"speedometer reading is not finite: {speed}")
         imu = ImuReading.from_leaderboard(input_data[IMU_ID][1])
         pose = self.localizer.update(input_data[GNSS_ID][1], imu.compass, speed, dt)
+        # the estimate now covers the time up to this tick (a NaN or backwards timestamp counts as one nominal tick)
+        last = self._last_timestamp
+        advances = math.isfinite(timestamp) and (last is None or timestamp > last)
+        self._last_timestamp = timestamp if advances else (last or 0.0) + dt
         pose_arr = pose.array
         target = self.route_planner.run_step(pose_arr)
         route_ahead = self.route_tracker.update(pose_arr)
@@ -334,21 +424,12 @@ class IrlVlaB2DAgent(BaseAgent):
         plan = self.policy.step(obs)
         lap("policy_ms")
 
-        traj = getattr(plan, "trajectory", None)
-        if traj is None:
-            raise TypeError(f"policy returned {type(plan).__name__} without a .trajectory")
-        poses = np.asarray(getattr(traj, "poses", traj), dtype=np.float64)
-        if poses.ndim != 2 or poses.shape[0] < 2 or poses.shape[1] < 2:
-            raise ValueError(f"policy trajectory must be (N>=2, 2 or 3), got {poses.shape}")
-        if not np.all(np.isfinite(poses)):
-            raise ValueError("policy trajectory contains NaN or infinite values")
-        interval = float(getattr(getattr(traj, "sampling", None), "interval", PLANNING_SAMPLING.interval))
-        if interval != self.controller.interval:
-            self.controller.interval = interval
+        traj = _plan_trajectory(plan)
+        if traj.sampling.interval != self.controller.interval:
+            self.controller.interval = traj.sampling.interval
         hazard = hazard_ahead(plan, self.config.controller)
-        cmd = self.controller.step(poses[:, :2], speed, target.ego_xy, dt=dt, hazard=hazard)
+        cmd = self.controller.step(traj.poses[:, :2], speed, target.ego_xy, dt=dt, hazard=hazard)
         lap("control_ms")
-        for k, v in (getattr(plan, "timings", None) or {}).items():
-            if isinstance(v, (int, float)):
-                timings[f"policy.{k}"] = float(v)
+        for k, v in plan.timings.items():
+            timings[f"policy.{k}"] = float(v)
         return cmd

@@ -20,9 +20,14 @@ from dataclasses import dataclass, field
 import carla  # the real wheel or tests/team_code/fake_carla (see conftest.py)
 import numpy as np
 
+from agent.contract import PlanResult
+from agent.geometry import absolute_to_relative
+from agent.types import Trajectory
+from agent.vehicles import MKZ_REAR_AXLE_TO_CENTER, MKZ_WHEELBASE
+
 R_EARTH = 6378137.0
 #: CARLA vehicle origin (box centre) ahead of the Lincoln MKZ's rear axle.
-CENTRE_AHEAD_OF_REAR_AXLE = 1.39
+CENTRE_AHEAD_OF_REAR_AXLE = MKZ_REAR_AXLE_TO_CENTER
 #: GNSS antenna behind the box centre (Bench2Drive mount x = -1.4).
 ANTENNA_BEHIND_CENTRE = 1.4
 
@@ -106,7 +111,7 @@ def build_global_plan(
 # ------------------------------------------------------------------------------------------------ vehicle model
 @dataclass
 class VehicleParams:
-    wheelbase: float = 2.87
+    wheelbase: float = MKZ_WHEELBASE
     max_steer: float = math.radians(70.0)
     steer_rate: float = 4.0  # steering command units per second (first-order limit)
     max_accel: float = 4.0  # m/s^2 at full throttle, fading towards v_max
@@ -198,6 +203,8 @@ class SensorModel:
     gnss_noise_deg: float = 0.0
     nan_compass_steps: int = 2
     seed: int = 0
+    #: CARLA (x, y) -> (lat, lon) of the server's GNSS sensor; None: the <= 0.9.15 Mercator (`location_to_gps`)
+    gnss: Callable[[float, float], tuple[float, float]] | None = None
 
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng(self.seed)
@@ -208,7 +215,10 @@ class SensorModel:
         back = ANTENNA_BEHIND_CENTRE - CENTRE_AHEAD_OF_REAR_AXLE
         ax_ = vehicle.x - back * math.cos(vehicle.heading)
         ay_ = vehicle.y - back * math.sin(vehicle.heading)
-        lat, lon = location_to_gps(self.lat_ref, self.lon_ref, ax_, -ay_)
+        if self.gnss is None:
+            lat, lon = location_to_gps(self.lat_ref, self.lon_ref, ax_, -ay_)
+        else:
+            lat, lon = self.gnss(ax_, -ay_)
         if self.gnss_noise_deg:
             lat += self.rng.normal(0.0, self.gnss_noise_deg)
             lon += self.rng.normal(0.0, self.gnss_noise_deg)
@@ -274,7 +284,17 @@ def drive(
 
 
 # -------------------------------------------------------------------------------------------- a known policy
-class RouteFollowingPolicy:
+class StatelessPlanner:
+    """The `agent.contract.Planner` lifecycle for test planners that keep no episode state."""
+
+    def reset(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class RouteFollowingPolicy(StatelessPlanner):
     """A privileged planner with known behaviour: follows a centreline at `target_speed` (acceleration-limited) and
     stops `stop_margin` metres before `stop_s` (its front bumper's arc length) while `red(t)` is true.
 
@@ -302,9 +322,6 @@ class RouteFollowingPolicy:
         self.calls = 0
 
     def step(self, observation):
-        from agent.geometry import absolute_to_relative
-        from agent.types import Trajectory
-
         self.calls += 1
         pose = np.asarray(observation.extras["world_pose"], dtype=np.float64)
         s0, _ = project(self.centreline, pose[:2])
@@ -332,13 +349,7 @@ class RouteFollowingPolicy:
             s_arr - ds, self.arc, self.centreline[:, 1]
         )
         world = np.stack([xs, ys, np.arctan2(hy, hx)], axis=-1)
-        return _Plan(Trajectory(absolute_to_relative(pose, world)))
-
-
-@dataclass
-class _Plan:
-    trajectory: object
-    timings: dict = field(default_factory=dict)
+        return PlanResult(Trajectory(absolute_to_relative(pose, world)))
 
 
 #: the policy the `policy_entry_point` of harness configs returns (set by the test before constructing the agent).
