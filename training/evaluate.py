@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from agent.checkpoint import load_checkpoint
-from agent.config import EPDMS_METRICS
+from agent.epdms_metrics import EPDMS_METRICS
 from agent.model.irlvla import IRLVLA
 from agent.selection import select_candidate
 from training.dataset import Collate, ShardDataset

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from agent.checkpoint import load_checkpoint, save_checkpoint
-from agent.config import EPDMS_METRICS
+from agent.epdms_metrics import EPDMS_METRICS
 from agent.model.losses import imitation_loss
 from agent.model.planner import TruncatedDiffusionPlanner
 from irlvla.atomic import atomic_write_json

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from agent.checkpoint import load_checkpoint, save_checkpoint
-from agent.config import EPDMS_METRICS
+from agent.epdms_metrics import EPDMS_METRICS, epdms_from_table
 from agent.model.irlvla import IRLVLA
 from agent.model.rwm import rwm_loss
 from irlvla.atomic import atomic_path, atomic_write_json
@@ -314,9 +314,7 @@ def evaluate_rwm(checkpoint: str, data: str | Path, labels: str | Path, out: Pat
             pred[k].append(p[k].double().numpy())
         targets.append(batch["rwm_targets"].double().numpy())
     targets_arr = np.concatenate(targets)
-    from navsim_eval import aggregate_epdms
-
-    true = np.stack([aggregate_epdms(t) for t in targets_arr])
+    true = epdms_from_table(targets_arr)
     result = agreement({k: np.concatenate(v) for k, v in pred.items()}, targets_arr, true)
     if out is not None:
         atomic_write_json(Path(out) / "heldout_agreement.json", result)
