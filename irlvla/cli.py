@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "model": ("agent.cli", "IRL-VLA model summaries"),
     "drive": ("sim.closed_loop.cli", "closed-loop driving on the embedded world, scored like the leaderboard"),
     "export": ("agent.runtime.cli", "export the model to ONNX graphs and TensorRT engines"),
+    "train": ("training.cli", "training: data, anchors, imitation, reward model, RL, VLM"),
 }
 
 
