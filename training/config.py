@@ -2,7 +2,8 @@
 
 The seed ranges of the three data splits are fixed here, disjoint, and written into every dataset manifest, so no
 held-out scene can leak into training: scene j of a split is `generate_scene(families[j % F], split.start + j)`.
-The closed-loop route suites own seeds below 100000 (see docs/training.md), so every training range starts above it.
+The closed-loop route suites reserve their own seed ranges (`sim.closed_loop.suites`); a check at import refuses
+any training split that overlaps them.
 """
 
 from __future__ import annotations
@@ -11,13 +12,18 @@ import math
 from dataclasses import dataclass, field
 
 from agent.validation import require_non_negative, require_positive
+from sim.closed_loop.suites import RESERVED_SEED_RANGES
 
-#: split -> (first seed, end seed exclusive). Disjoint; training seeds >= 100000 keep clear of the route suites.
+#: split -> (first seed, end seed exclusive). Disjoint from each other and from the route suites' reserved seeds.
 SPLIT_SEEDS: dict[str, tuple[int, int]] = {
     "train": (100_000, 200_000),
     "val": (200_000, 210_000),
     "heldout": (210_000, 220_000),
 }
+for _split, (_lo, _hi) in SPLIT_SEEDS.items():
+    for _reserved in RESERVED_SEED_RANGES:
+        if _lo < _reserved.stop and _reserved.start < _hi:
+            raise RuntimeError(f"training split {_split} seeds [{_lo}, {_hi}) overlap a route suite's {_reserved}")
 
 
 def _unit(owner: str, **values: float) -> None:
