@@ -210,6 +210,11 @@ class AgentConfig:
     save_path: str | None = None
     #: full tracebacks are logged for this many failing steps, then one in every 100.
     max_logged_tracebacks: int = 5
+    #: the pygame HUD (`viz`, needs the `viz` extra): `hud` opens a live window; `hud_record` writes `hud.mp4` and
+    #: `hud.png` into the route's save folder (headless unless `hud` is set); the HUD draws every `hud_every`-th step.
+    hud: bool = False
+    hud_record: bool = False
+    hud_every: int = 2
 
     def __post_init__(self) -> None:
         for name, cls in (
@@ -228,6 +233,8 @@ class AgentConfig:
             raise ValueError(
                 f"AgentConfig.metric_flush_every must be a positive integer, got {self.metric_flush_every}"
             )
+        if int(self.hud_every) != self.hud_every or self.hud_every < 1:
+            raise ValueError(f"AgentConfig.hud_every must be a positive integer, got {self.hud_every!r}")
         if self.policy_entry_point is not None and ":" not in self.policy_entry_point:
             raise ValueError(
                 f"AgentConfig.policy_entry_point must be 'module:callable', got {self.policy_entry_point!r}"

@@ -164,6 +164,11 @@ class IrlVlaB2DAgent(BaseAgent):
         if self._global_plan_world_coord:  # the evaluator sets the plan before setup(): pay the route set-up here
             self._init_route()
         self.metric_logger = self._open_metric_logger()
+        self.hud = None
+        if cfg.hud or cfg.hud_record:  # optional pygame HUD (viz extra), imported only when asked for
+            from viz.agent_hud import AgentHud
+
+            self.hud = AgentHud.for_agent(cfg, os.environ.get("SAVE_PATH") or cfg.save_path, self.save_name)
 
     def sensors(self) -> list[dict]:
         return build_sensors()
@@ -216,6 +221,8 @@ class IrlVlaB2DAgent(BaseAgent):
         pre = getattr(self, "preprocessor", None)
         if pre is not None:
             pre.close()
+        if getattr(self, "hud", None) is not None:
+            self.hud.close()
         cached = any(p is self.policy for p in _POLICY_CACHE.values())
         close = None if cached else getattr(self.policy, "close", None)
         if callable(close):
@@ -351,4 +358,6 @@ class IrlVlaB2DAgent(BaseAgent):
         for k, v in (getattr(plan, "timings", None) or {}).items():
             if isinstance(v, (int, float)):
                 timings[f"policy.{k}"] = float(v)
+        if self.hud is not None:
+            self.hud.show(obs, plan, cmd)
         return cmd
