@@ -8,6 +8,29 @@ from bench2drive_eval.records import INFRACTION_KEYS, SUCCESS_STATUSES
 
 OFFICIAL_NUM_ROUTES = 220  # hard-coded denominator of tools/merge_route_json.py
 
+#: Bench2Drive's per-event penalty factors (`statistics_manager.py` PENALTY_VALUE_DICT), by record infraction key.
+#: Each event multiplies the route's penalty; `outside_route_lanes` is applied by percentage instead
+#: (P x (1 - pct/100)), and min-speed events are logged but unused in Bench2Drive.
+PENALTY_FACTORS: dict[str, float] = {
+    "collisions_pedestrian": 0.50,
+    "collisions_vehicle": 0.60,
+    "collisions_layout": 0.65,
+    "red_light": 0.70,
+    "stop_infraction": 0.80,
+    "scenario_timeouts": 0.70,
+    "yield_emergency_vehicle_infractions": 0.70,
+}
+
+
+def route_penalty(infractions: dict[str, list], outside_lanes_pct: float = 0.0) -> float:
+    """The route's penalty multiplier as Bench2Drive's statistics manager computes it."""
+    p = 1.0
+    for key, factor in PENALTY_FACTORS.items():
+        p *= factor ** len(infractions.get(key, []))
+    if infractions.get("outside_route_lanes"):
+        p *= 1.0 - outside_lanes_pct / 100.0
+    return p
+
 
 def is_success(rec: dict) -> bool:
     """Completed or Perfect, and no infraction other than the always-logged min-speed events."""

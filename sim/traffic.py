@@ -448,18 +448,7 @@ def simulate_followers(
             gap = np.where(better, g, gap)
             v_lead = np.where(better, 0.0, v_lead)
             a_lead = np.where(better, 0.0, a_lead)
-        # IDM
-        dv = v - v_lead
-        s_star = p["min_gap"] + np.maximum(0.0, v * p["headway"] + v * dv / (2 * np.sqrt(p["accel"] * p["decel"])))
-        interact = np.where(np.isfinite(gap), (s_star / np.maximum(gap, 0.05)) ** 2, 0.0)
-        a = p["accel"] * (1 - (v / v_des) ** p["delta"] - interact)
-        a = _acc_blend(a, v, v_lead, np.minimum(a_lead, p["accel"]), gap, p["decel"])
-        a = np.where(a_curve < 0, np.minimum(a, 1.15 * a_curve - 0.1), a)
-        emergency = a < -p["max_brake"] - 0.5
-        a = np.clip(a, np.where(emergency, -p["emergency_brake"], -p["max_brake"]), p["accel"])
-        jerk = np.where(emergency, 3 * p["max_jerk"], p["max_jerk"]) * dt
-        a = np.clip(a, a_prev - jerk, a_prev + jerk)
-        a = np.maximum(a, np.where(emergency, -np.inf, -p["stop_rate"] * v - 0.05))
+        a = idm_acceleration(v, v_des, gap, v_lead, a_lead, a_curve, a_prev, p, dt)
         ov = override[:, t]
         a = np.where(np.isfinite(ov), ov, a)
         v_new = v + a * dt
@@ -471,6 +460,28 @@ def simulate_followers(
         v = v_new
         a_prev = np.where(stopped, 0.0, a)
     return out_s, out_v, out_a
+
+
+def idm_params_arrays(params: list[IDMParams]) -> dict[str, np.ndarray]:
+    """Per-field arrays of many followers' IDM parameters (the layout `idm_acceleration` takes)."""
+    return {k: np.array([getattr(q, k) for q in params], dtype=np.float64) for k in IDMParams.__dataclass_fields__}
+
+
+def idm_acceleration(v, v_des, gap, v_lead, a_lead, a_curve, a_prev, p: dict[str, np.ndarray], dt: float) -> np.ndarray:
+    """One step of the followers' longitudinal law, vectorised: IDM blended with ACC's constant-acceleration
+    heuristic, braking for speed caps ahead (`a_curve` < 0), emergency braking beyond `max_brake`, a jerk limit
+    against `a_prev`, and soft stops. `gap` is inf where there is no lead; `p` holds `idm_params_arrays`."""
+    dv = v - v_lead
+    s_star = p["min_gap"] + np.maximum(0.0, v * p["headway"] + v * dv / (2 * np.sqrt(p["accel"] * p["decel"])))
+    interact = np.where(np.isfinite(gap), (s_star / np.maximum(gap, 0.05)) ** 2, 0.0)
+    a = p["accel"] * (1 - (v / v_des) ** p["delta"] - interact)
+    a = _acc_blend(a, v, v_lead, np.minimum(a_lead, p["accel"]), gap, p["decel"])
+    a = np.where(a_curve < 0, np.minimum(a, 1.15 * a_curve - 0.1), a)
+    emergency = a < -p["max_brake"] - 0.5
+    a = np.clip(a, np.where(emergency, -p["emergency_brake"], -p["max_brake"]), p["accel"])
+    jerk = np.where(emergency, 3 * p["max_jerk"], p["max_jerk"]) * dt
+    a = np.clip(a, a_prev - jerk, a_prev + jerk)
+    return np.maximum(a, np.where(emergency, -np.inf, -p["stop_rate"] * v - 0.05))
 
 
 def _acc_blend(a_idm, v, v_lead, a_lead, gap, b, coolness: float = 0.99) -> np.ndarray:
@@ -506,11 +517,22 @@ def light_stops(
     """One stop per signalised connector on the path, at the stop line of the lane that feeds it."""
     by_id = {tl.id: tl for tl in lights}
     stops = []
+    for s_line, light_id in light_stop_positions(path, map_data):
+        if light_id not in by_id:
+            continue
+        states = by_id[light_id].states
+        stops.append(Stop(s_line, states == int(TrafficLightState.RED), states == int(TrafficLightState.YELLOW)))
+    return stops
+
+
+def light_stop_positions(path: Path, map_data) -> list[tuple[float, str]]:
+    """(arc length of the stop line, light id) for each signalised connector on the path: the stop line of the lane
+    feeding it, or 1 m before the connector when the map has none."""
+    out = []
     for k, lid in enumerate(path.lane_ids):
         lane = map_data.lanes[lid]
-        if not lane.is_connector or lane.traffic_light_id is None or lane.traffic_light_id not in by_id:
+        if not lane.is_connector or lane.traffic_light_id is None:
             continue
-        states = by_id[lane.traffic_light_id].states
         s_line = None
         prev = path.lane_ids[k - 1] if k else None
         for area in map_data.stop_lines.values():
@@ -519,8 +541,8 @@ def light_stops(
                 break
         if s_line is None:
             s_line = path.lane_start[lid] - 1.0
-        stops.append(Stop(s_line, states == int(TrafficLightState.RED), states == int(TrafficLightState.YELLOW)))
-    return stops
+        out.append((s_line, lane.traffic_light_id))
+    return out
 
 
 def crosswalk_stops(

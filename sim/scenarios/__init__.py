@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "FAMILIES",
     "ScenarioConfig",
+    "build_scene",
     "generate_scene",
     "generate_scenes",
     "navigation_command",
@@ -84,6 +85,12 @@ def _check_family(family: str) -> None:
 
 def generate_scene(family: str, seed: int, config: ScenarioConfig | None = None) -> Scene:
     """One scene of `family`, fully determined by (family, seed, config)."""
+    return build_scene(family, seed, config)[0]
+
+
+def build_scene(family: str, seed: int, config: ScenarioConfig | None = None) -> tuple[Scene, SceneBuild]:
+    """`generate_scene` plus the finished `SceneBuild` (actors' paths, IDM settings, signal plan), which the
+    closed-loop world needs to keep the scene alive beyond its logged horizon."""
     _check_family(family)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
@@ -107,7 +114,7 @@ def generate_scene(family: str, seed: int, config: ScenarioConfig | None = None)
             RECIPES[family](b, bg, peds)
             b.metadata.setdefault("expected_command", "STRAIGHT")
             b.metadata["attempt"] = attempt
-            return b.finish()
+            return b.finish(), b
         except ScenarioFailed as exc:
             logger.debug("%s seed %d attempt %d rejected: %s", family, seed, attempt, exc)
             last = exc

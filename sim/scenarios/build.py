@@ -107,6 +107,8 @@ class SceneBuild:
     banned_lanes: set[str] = field(default_factory=set)  # connectors background traffic must not take
     no_spawn: list[tuple[str, float, float]] = field(default_factory=list)  # (lane id, s_from, s_to)
     metadata: dict = field(default_factory=dict)
+    signal_plan: SignalPlan | None = None  # the fixed-time plan behind `lights` (None: no signals)
+    signal_offset_s: float = 0.0
     _n: int = 0
     _paths: dict = field(default_factory=dict)
 
@@ -145,6 +147,7 @@ class SceneBuild:
                 )
             )
         self.metadata["signal_offset_s"] = round(float(offset_s), 3)
+        self.signal_plan, self.signal_offset_s = plan, float(offset_s)
 
     def set_ego(self, path: Path, s0: float, v0: float, route_lane_ids, cfg: ExpertConfig | None = None) -> None:
         self.ego_path, self.ego_s0, self.ego_v0 = path, float(s0), float(v0)

@@ -1,7 +1,9 @@
-"""A minimal fake of the CARLA Python API data types, for tests on machines without the `carla` wheel.
+"""The CARLA Python API's data types, for running leaderboard agents without the `carla` wheel.
 
-Only what the agent and its harness touch: Vector3D/Location, Rotation, Transform (with CARLA's forward and right
-vectors for a left-handed frame), and VehicleControl. Semantics follow the CARLA 0.9.x documentation.
+The closed-loop runner registers this module as `carla` (see `sim.closed_loop.shims`) when the real wheel is not
+installed, so an agent file's `import carla` and `carla.VehicleControl(...)` work unchanged. Only data types exist
+here: Vector3D/Location, Rotation, Transform (with CARLA's forward and right vectors for a left-handed frame) and
+VehicleControl; semantics follow the CARLA 0.9.x documentation.
 """
 
 from __future__ import annotations
