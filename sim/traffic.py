@@ -502,11 +502,17 @@ def _acc_blend(a_idm, v, v_lead, a_lead, gap, b, coolness: float = 0.99) -> np.n
 
 # ---- stops derived from the map ----
 def first_entry_s(path: Path, polygon) -> float | None:
-    """Arc length where the path first enters `polygon` (shapely), or None if it never does."""
-    inside = shapely.contains_xy(polygon, path.xy[:, 0], path.xy[:, 1])
-    if not inside.any():
+    """Arc length where the path first touches `polygon` (shapely), or None if it never does.
+
+    Computed on the path's polyline, not its samples: a stop line as deep as the sample spacing can fall between
+    samples or exactly on their grid (boundary points are not "contained"), and the stop would silently vanish.
+    """
+    line = shapely.LineString(path.xy)
+    hit = shapely.intersection(line, polygon)
+    if hit.is_empty:
         return None
-    return float(path.s[int(np.argmax(inside))])
+    along = shapely.line_locate_point(line, shapely.points(shapely.get_coordinates(hit)))
+    return float(path.s[0] + along.min())
 
 
 def light_stops(

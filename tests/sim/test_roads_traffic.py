@@ -128,3 +128,25 @@ def test_idm_follower_stops_behind_a_standing_car():
     assert rear_of_obstacle - front[-1] < 6.0  # and closes up to about the minimum gap
     assert v[0, -1] < 0.05
     assert a.min() > -4.1 and np.abs(np.diff(a[0]) / 0.1).max() < 8.37
+
+
+def test_first_entry_s_finds_a_stop_line_whose_edges_lie_on_the_sample_grid():
+    """A 0.5 m deep stop line with both edges exactly on the 0.5 m path samples contains no sample strictly; the
+    entry must still be found, at the near edge (the red-light stop once vanished this way)."""
+    from sim.traffic import Path, first_entry_s
+
+    n = 201
+    ys = np.linspace(-50.0, 50.0, n)
+    path = Path(
+        lane_ids=("a",),
+        lane_start={"a": 0.0},
+        lane_end={"a": 100.0},
+        xy=np.stack([np.full(n, 1.75), ys], axis=1),
+        s=ys + 50.0,
+        heading=np.full(n, math.pi / 2),
+        kappa=np.zeros(n),
+        speed_limit=np.full(n, 10.0),
+    )
+    line = shapely.Polygon([(0.0, -19.5), (7.0, -19.5), (7.0, -19.0), (0.0, -19.0)])
+    assert first_entry_s(path, line) == pytest.approx(30.5)  # -19.5 is 30.5 m from the start at -50
+    assert first_entry_s(path, shapely.Polygon([(5, 0), (6, 0), (6, 1), (5, 1)])) is None
