@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agent.config import EPDMS_METRICS
+from irlvla.atomic import atomic_write_json
 from viz.config import HudConfig
 from viz.view import Control, WorldView
 
@@ -25,6 +27,8 @@ _WORLD_SOURCE: list[Callable[[], dict[str, Any]] | None] = [None]
 
 VIDEO_NAME = "hud.mp4"
 PICTURE_NAME = "hud.png"
+#: per planning step: the chosen plan's predicted EPDMS and sub-metrics, the commands and the policy's latency
+PLANS_NAME = "hud_plans.json"
 
 
 def set_world_source(source: Callable[[], dict[str, Any]] | None) -> None:
@@ -52,6 +56,7 @@ class AgentHud:
         self.title = title
         self.steps = 0
         self.failed = False
+        self.plans: list[dict] = []
 
     @classmethod
     def for_agent(cls, cfg, save_root: str | None, save_name: str | None) -> AgentHud:
@@ -67,9 +72,12 @@ class AgentHud:
     def show(self, obs, plan, command) -> None:
         """Draw one step (every `every`-th call); never raises."""
         step, self.steps = self.steps, self.steps + 1
-        if self.failed or step % self.every:
+        if self.failed:
             return
         try:
+            self.plans.append(_plan_record(step, plan))
+            if step % self.every:
+                return
             view = self.view(obs, command)
             if not self.viewer.show(plan, view) and self.viewer.live:
                 logger.info("HUD window closed by the user; the agent drives on")
@@ -104,8 +112,23 @@ class AgentHud:
         if viewer is None:
             return
         try:
+            if self.out_dir is not None:
+                atomic_write_json(self.out_dir / PLANS_NAME, self.plans)
             if self.out_dir is not None and viewer.frames_shown:
                 viewer.screenshot(self.out_dir / PICTURE_NAME)
             viewer.close()
         except Exception:
             logger.exception("closing the HUD failed")
+
+
+def _plan_record(step: int, plan) -> dict:
+    sel = int(plan.selected)
+    return {
+        "step": step,
+        "selected": sel,
+        "epdms": round(float(plan.rewards[sel]), 5),
+        "submetrics": {k: round(float(v), 5) for k, v in zip(EPDMS_METRICS, plan.submetrics[sel])},
+        "speed_command": plan.commands.speed_name,
+        "path_command": plan.commands.path_name,
+        "policy_ms": round(float(plan.timings.get("total", float("nan"))), 2),
+    }
