@@ -136,12 +136,12 @@ class HUD:
     def tick(self, plan: PlanResult, view: WorldView) -> None:
         """Rebuild the whole display state from one plan and one world view."""
         now = time.perf_counter()
-        if self._last_tick_wall is not None:
-            dt = now - self._last_tick_wall
-            self.fps = 0.9 * self.fps + 0.1 * (1.0 / dt) if self.fps and dt > 0 else (1.0 / dt if dt > 0 else 0.0)
+        dt = 0.0 if self._last_tick_wall is None else now - self._last_tick_wall
+        if dt > 0:
+            self.fps = 0.9 * self.fps + 0.1 / dt if self.fps else 1.0 / dt
         self._last_tick_wall = now
-        for n in self.notices:
-            n.age += 0.0 if self.paused else max(1.0 / self.cfg.video_fps, 0.0)
+        for n in self.notices:  # notices fade in wall-clock time between ticks
+            n.age += dt
         self.notices = [n for n in self.notices if not n.done]
         self.history.append(plan.reward)
         ramp = [palette.epdms_ramp(r) for r in plan.rewards]
