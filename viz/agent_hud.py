@@ -31,6 +31,11 @@ PICTURE_NAME = "hud.png"
 PLANS_NAME = "hud_plans.json"
 
 
+#: set once a user closes a live HUD window (ESC, Q or the window's close button): a driver owning the run (the demo)
+#: stops there; the agent itself drives on without its HUD.
+QUIT_REQUESTED: list[bool] = [False]
+
+
 def set_world_source(source: Callable[[], dict[str, Any]] | None) -> None:
     """Register (or clear, with None) the provider of ground-truth view fields for agents' HUDs in this process."""
     _WORLD_SOURCE[0] = source
@@ -81,6 +86,7 @@ class AgentHud:
             view = self.view(obs, command)
             if not self.viewer.show(plan, view) and self.viewer.live:
                 logger.info("HUD window closed by the user; the agent drives on")
+                QUIT_REQUESTED[0] = True
                 self.close()
                 self.failed = True
         except Exception:

@@ -20,6 +20,8 @@ import argparse
 import json
 import logging
 import math
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -145,7 +147,8 @@ def render_report(metrics: dict) -> str:
         "",
         f"Routes: {s['routes']} held-out embedded-world routes, run by our CARLA agent "
         f"(`team_code/irlvla_b2d_agent.py`) in the closed-loop world; at most {metrics['max_seconds']:g} s of "
-        f"simulated time each. Wall time {metrics['wall_seconds']:.0f} s.",
+        f"simulated time each. Wall time {metrics['wall_seconds']:.0f} s."
+        + ("" if metrics.get("complete", True) else " **Partial: the run was interrupted.**"),
         "",
         "| route | family | status | DS | RC | penalty | infractions | comfort | pred. EPDMS mean (min-max, steps) |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -185,62 +188,13 @@ def _mean(values) -> float | None:
     return round(sum(vals) / len(vals), 4) if vals else None
 
 
-def run_demo(args) -> dict:
-    from sim.closed_loop.route import RouteSpec
-    from sim.closed_loop.runner import RunnerConfig, run_route
-    from viz.agent_hud import set_world_source
-
-    t0 = time.perf_counter()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint = Path(args.checkpoint) if args.checkpoint else DEFAULT_CHECKPOINT
-    trained = checkpoint.is_file()
-    if not trained:
-        if args.checkpoint:
-            raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
-        logger.warning("no trained checkpoint at %s: the demo drives the UNTRAINED tiny preset", checkpoint)
-    yaml_path = _agent_yaml(out, checkpoint if trained else None, args)
-    runs = out / "runs"
-    specs = [RouteSpec(rid, fam, seed, max_length_m=args.max_length) for rid, fam, seed in DEMO_ROUTES[: args.routes]]
-    max_ticks = int(round(args.max_seconds / 0.05))
-    routes = []
-    state: dict = {"info": None}
-    set_world_source(lambda: _ego_fields(state["info"]) if state["info"] is not None else {})
-    try:
-        from tqdm import tqdm
-    except ImportError:  # tqdm comes with transformers; a plain line per route otherwise
-        tqdm = None
-    try:
-        for i, spec in enumerate(specs):
-            name = f"{spec.leaderboard_id}_{spec.family}"
-            bar = None
-            if tqdm is not None:
-                bar = tqdm(
-                    total=max_ticks, desc=f"route {i + 1}/{len(specs)} {spec.family}", unit="tick", file=sys.stderr
-                )
-            else:
-                print(f"route {i + 1}/{len(specs)} {spec.family} ...", file=sys.stderr, flush=True)
-            state["info"] = None
-
-            def on_tick(info, bar=bar) -> bool:
-                state["info"] = info
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(RC=f"{info.criteria.completion:.0f}%", v=f"{info.ego.speed:.1f}m/s", refresh=False)
-                return info.tick < max_ticks
-
-            result = run_route(spec, str(AGENT_FILE), RunnerConfig(save_path=str(runs)), str(yaml_path),
-                               on_tick=on_tick, save_name=name)  # fmt: skip
-            if bar is not None:
-                bar.close()
-            routes.append(_route_metrics(result, runs / name, spec))
-            r = routes[-1]
-            print(f"  {r['status']}: DS {r['driving_score']:.2f}, RC {r['route_completion']:.2f}", file=sys.stderr)
-    finally:
-        set_world_source(None)
+def _write_outputs(out: Path, trained: bool, checkpoint: Path, max_seconds: float, routes: list[dict], t0: float,
+                   complete: bool) -> dict:  # fmt: skip
+    """metrics.json and the report generated from it (both written all or nothing)."""
     metrics = {
         "model": {"trained": trained, "checkpoint": str(checkpoint) if trained else None, "preset": "tiny"},
-        "max_seconds": args.max_seconds,
+        "max_seconds": max_seconds,
+        "complete": complete,
         "routes": routes,
         "summary": {
             "routes": len(routes),
@@ -257,12 +211,83 @@ def run_demo(args) -> dict:
     return metrics
 
 
+def run_demo(args) -> dict:
+    from sim.closed_loop.route import RouteSpec
+    from sim.closed_loop.runner import RunnerConfig, run_route
+    from viz.agent_hud import QUIT_REQUESTED, set_world_source
+
+    t0 = time.perf_counter()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else DEFAULT_CHECKPOINT
+    trained = checkpoint.is_file()
+    if not trained:
+        if args.checkpoint:
+            raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
+        logger.warning("no trained checkpoint at %s: the demo drives the UNTRAINED tiny preset", checkpoint)
+    yaml_path = _agent_yaml(out, checkpoint if trained else None, args)
+    runs = out / "runs"
+    specs = [RouteSpec(rid, fam, seed, max_length_m=args.max_length) for rid, fam, seed in DEMO_ROUTES[: args.routes]]
+    max_ticks = int(round(args.max_seconds / 0.05))
+    routes = []
+    state: dict = {"info": None}
+    QUIT_REQUESTED[0] = False
+    set_world_source(lambda: _ego_fields(state["info"]) if state["info"] is not None else {})
+    try:
+        from tqdm import tqdm
+    except ImportError:  # tqdm comes with transformers; a plain line per route otherwise
+        tqdm = None
+    try:
+        for i, spec in enumerate(specs):
+            name = f"{spec.leaderboard_id}_{spec.family}"
+            bar = None
+            if tqdm is not None:
+                bar = tqdm(
+                    total=max_ticks, desc=f"route {i + 1}/{len(specs)} {spec.family}", unit="tick", file=sys.stderr
+                )
+            else:
+                print(f"route {i + 1}/{len(specs)} {spec.family} ...", file=sys.stderr, flush=True)
+            state["info"] = None
+            if (runs / name).exists():  # a previous demo's files for this route (journals would append to them)
+                shutil.rmtree(runs / name)
+
+            def on_tick(info, bar=bar) -> bool:
+                state["info"] = info
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(RC=f"{info.criteria.completion:.0f}%", v=f"{info.ego.speed:.1f}m/s", refresh=False)
+                return info.tick < max_ticks and not QUIT_REQUESTED[0]
+
+            result = run_route(spec, str(AGENT_FILE), RunnerConfig(save_path=str(runs)), str(yaml_path),
+                               on_tick=on_tick, save_name=name)  # fmt: skip
+            if bar is not None:
+                bar.close()
+            routes.append(_route_metrics(result, runs / name, spec))
+            # written after every route, so an interrupted demo keeps the routes it finished
+            _write_outputs(out, trained, checkpoint, args.max_seconds, routes, t0, complete=False)
+            r = routes[-1]
+            print(f"  {r['status']}: DS {r['driving_score']:.2f}, RC {r['route_completion']:.2f}", file=sys.stderr)
+            if QUIT_REQUESTED[0]:
+                print("HUD window closed: the demo stops after this route", file=sys.stderr)
+                break
+    finally:
+        set_world_source(None)
+    return _write_outputs(out, trained, checkpoint, args.max_seconds, routes, t0, complete=True)
+
+
 def _cmd(args: argparse.Namespace) -> int:
     if not 1 <= args.routes <= len(DEMO_ROUTES):
         print(f"irlvla demo: --routes must be in 1..{len(DEMO_ROUTES)}", file=sys.stderr)
         return 2
     if args.max_seconds <= 0 or args.hud_every < 1:
         print("irlvla demo: --max-seconds must be > 0 and --hud-every >= 1", file=sys.stderr)
+        return 2
+    if (
+        args.live
+        and sys.platform.startswith("linux")
+        and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    ):
+        print("irlvla demo: --live needs a display (DISPLAY is not set); run without --live to record", file=sys.stderr)
         return 2
     metrics = run_demo(args)
     s = metrics["summary"]

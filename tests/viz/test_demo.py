@@ -40,3 +40,26 @@ def test_demo_one_short_route_report_matches_metrics(tmp_path):
     )
     if not metrics["model"]["trained"]:
         assert "UNTRAINED" in report
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--routes", "0"], "--routes must be in 1..3"),
+        (["--routes", "4"], "--routes must be in 1..3"),
+        (["--max-seconds", "0"], "--max-seconds must be > 0"),
+        (["--hud-every", "0"], "--hud-every >= 1"),
+    ],
+)
+def test_demo_bad_options_are_refused_before_anything_runs(tmp_path, capsys, argv, message):
+    assert main(["demo", "--out", str(tmp_path / "d"), *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+
+
+def test_demo_live_without_a_display_says_so(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    assert main(["demo", "--live", "--out", str(tmp_path / "d")]) == 2
+    assert "needs a display" in capsys.readouterr().err
