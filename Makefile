@@ -46,6 +46,7 @@ bench: venv
 	$(BIN)/python benchmarks/bench_b2d_metrics.py
 	$(BIN)/python benchmarks/bench_model.py --preset tiny
 	$(BIN)/python benchmarks/bench_carla_agent.py
+	$(BIN)/python benchmarks/bench_hud.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache

@@ -44,6 +44,9 @@ STAGE_ORDER = ("preprocess", "vlm", "backbone", "bev", "perception", "planner", 
 
 Rect = tuple[int, int, int, int]
 
+#: the BEV's colour scale of predicted EPDMS, 0 to 1 over 100 pixels
+_RAMP_LEGEND = tuple(palette.epdms_ramp(i / 99) for i in range(100))
+
 
 @dataclass
 class Layout:
@@ -85,7 +88,7 @@ class BevState:
     lanes: list[np.ndarray] = field(default_factory=list)
     route: np.ndarray | None = None
     signals: list[tuple[np.ndarray, tuple[int, int, int]]] = field(default_factory=list)
-    seg_rgba: np.ndarray | None = None  # (H, W, 4) uint8
+    seg_rgb: np.ndarray | None = None  # (H, W, 3) uint8, black = not drawn
     seg_rect: Rect = (0, 0, 0, 0)
     map_pred: list[np.ndarray] = field(default_factory=list)
     gt_agents: list[tuple[np.ndarray, tuple[int, int, int]]] = field(default_factory=list)
@@ -191,19 +194,20 @@ class HUD:
         st.lanes = [self._to_panel(p) for p in snap.lanes if len(p) >= 2]
         st.route = None if snap.route is None or len(snap.route) < 2 else self._to_panel(snap.route)
         st.signals = [(self._to_panel(p), palette.SIGNAL.get(s, palette.SIGNAL["UNKNOWN"])) for p, s in snap.signals]
-        # segmentation overlay: the most likely non-background class, opacity by its probability
+        # segmentation overlay: the most likely non-background class where it beats background, its colour scaled by
+        # its probability, blended at `seg_alpha` (one surface alpha and a colour key: a cheap blit, unlike per-pixel
+        # alpha); pure black is the key, so a drawn cell is never black
         seg = plan.seg
         if cfg.seg_alpha > 0 and seg.shape[0] > 1:
             cls = seg[1:].argmax(0) + 1
             prob = np.take_along_axis(seg, cls[None], 0)[0]
             fg = prob > seg[0]
-            rgba = np.zeros((*cls.shape, 4), dtype=np.uint8)
-            rgba[..., :3] = palette.seg_colours(plan.seg_classes)[cls]
-            rgba[..., 3] = np.where(fg, np.clip(prob * cfg.seg_alpha * 255, 0, 255), 0).astype(np.uint8)
+            rgb = palette.seg_colours(plan.seg_classes)[cls].astype(np.float64) * np.clip(prob, 0.0, 1.0)[..., None]
+            rgb = np.where(fg[..., None], np.maximum(np.round(rgb), 1), 0).astype(np.uint8)
             seg_range = float(plan.extras.get("bev_range_m", cfg.seg_range_m))
             side = int(round(seg_range / cfg.bev_range_m * self.layout.bev[2]))
             cx, cy = self.layout.bev[0] + self.layout.bev[2] // 2, self.layout.bev[1] + self.layout.bev[3] // 2
-            st.seg_rgba, st.seg_rect = rgba, (cx - side // 2, cy - side // 2, side, side)
+            st.seg_rgb, st.seg_rect = rgb, (cx - side // 2, cy - side // 2, side, side)
         mp = plan.map
         st.map_pred = [self._to_panel(p) for p, s in zip(mp.polylines, mp.scores) if s >= cfg.score_threshold]
         for box, kind in zip(snap.agents.boxes, snap.agents.kinds):
@@ -329,11 +333,14 @@ class HUD:
         surface.fill(palette.PANEL, pygame.Rect(x, y, w, h))
         for poly in b.drivable:
             pygame.draw.polygon(surface, palette.ROAD, _pts(poly))
-        if b.seg_rgba is not None:
-            hs, ws = b.seg_rgba.shape[:2]
-            seg = pygame.image.frombuffer(np.ascontiguousarray(b.seg_rgba).tobytes(), (ws, hs), "RGBA")
+        if b.seg_rgb is not None:
+            hs, ws = b.seg_rgb.shape[:2]
+            seg = pygame.image.frombuffer(np.ascontiguousarray(b.seg_rgb).tobytes(), (ws, hs), "RGB")
             sx, sy, sw, sh = b.seg_rect
-            surface.blit(pygame.transform.scale(seg, (sw, sh)), (sx, sy))
+            seg = pygame.transform.scale(seg, (sw, sh))
+            seg.set_colorkey((0, 0, 0))
+            seg.set_alpha(int(round(self.cfg.seg_alpha * 255)))
+            surface.blit(seg, (sx, sy))
         for line in b.lanes:
             _lines(pygame, surface, palette.LANE, line, 1)
         for line, colour in b.signals:
@@ -356,8 +363,8 @@ class HUD:
             for p in _pts(b.chosen[1:]):
                 pygame.draw.circle(surface, self.cfg.chosen_rgb, p, 3)
         # EPDMS colour scale
-        for i in range(100):
-            pygame.draw.line(surface, palette.epdms_ramp(i / 99), (x + 10 + i, y + h - 14), (x + 10 + i, y + h - 6))
+        for i, colour in enumerate(_RAMP_LEGEND):
+            pygame.draw.line(surface, colour, (x + 10 + i, y + h - 14), (x + 10 + i, y + h - 6))
         font = self._font(pygame, 12)
         surface.blit(font.render("pred. EPDMS 0 .. 1", True, palette.TEXT), (x + 116, y + h - 17))
         surface.blit(font.render(f"BEV {self.cfg.bev_range_m:g} m", True, palette.TEXT), (x + 6, y + 4))
@@ -365,9 +372,7 @@ class HUD:
 
     def _render_items(self, pygame, surface, rect: Rect, items: list[Item]) -> None:
         x0, y0, w, h = rect
-        panel = pygame.Surface((w, h), pygame.SRCALPHA)
-        panel.fill((0, 0, 0, 110))
-        surface.blit(panel, (x0, y0))
+        surface.fill(palette.PANEL, pygame.Rect(x0, y0, w, h))
         font = self._font(pygame)
         line_h = int(self.cfg.font_size * 1.15)
         x, y = x0 + 8, y0 + 6

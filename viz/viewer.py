@@ -145,7 +145,9 @@ class HudViewer:
 
     def frame(self) -> np.ndarray:
         """The current picture as (H, W, 3) uint8 RGB."""
-        return np.ascontiguousarray(self.pygame.surfarray.array3d(self.surface).transpose(1, 0, 2))
+        w, h = self.surface.get_size()
+        raw = self.pygame.image.tobytes(self.surface, "RGB")
+        return np.frombuffer(raw, dtype=np.uint8).reshape(h, w, 3).copy()
 
     def screenshot(self, path: str | os.PathLike | None = None) -> Path:
         if path is None:

@@ -173,3 +173,19 @@ def test_config_errors_name_the_field():
         HudConfig(chosen_rgb=(300, 0, 0))
     with pytest.raises(ValueError, match="do not fit"):
         HudConfig(bev_px=800, height=600)
+
+
+def test_segmentation_overlay_tints_the_bev_where_a_class_beats_background(shown):
+    viewer, _, _, frame = shown
+    x0, y0, size, _ = viewer.hud.layout.bev
+    # (x, y) = (28, 28) m: ahead-left, off the road polygon and clear of every drawn object: only the overlay is there
+    r, c = geometry.world_to_bev_pixel(np.array([28.0, 28.0]), size, viewer.cfg.bev_range_m).astype(int)
+    pix = frame[y0 + r, x0 + c].astype(int)
+    panel = np.array(palette.PANEL)
+    road = np.round(np.array(palette.SEG["road"]) * 0.8)  # class colour scaled by its probability (0.8)
+    assert np.all(pix != panel)
+    assert np.all((np.minimum(panel, road) <= pix) & (pix <= np.maximum(panel, road)))
+    off = HudViewer(HudConfig(seg_alpha=0.0))
+    off.show(make_plan(), make_view())
+    assert np.all(off.frame()[y0 + r, x0 + c] == panel)
+    off.close()
