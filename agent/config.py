@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.model.vlm import VLMConfig
+from agent.epdms_metrics import EPDMS_METRICS
+from agent.model.vlm_config import VLMConfig
 from agent.types import PATH_PLAN_COMMANDS, SPEED_PLAN_COMMANDS
 from agent.validation import require_non_negative as _non_negative
 from agent.validation import require_positive as _positive
+from agent.vehicles import MKZ_LENGTH, MKZ_REAR_AXLE_TO_CENTER, MKZ_WIDTH
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +34,6 @@ PRESETS = ("full", "tiny")
 DEFAULT_CAMERAS = ("CAM_FRONT", "CAM_FRONT_LEFT", "CAM_FRONT_RIGHT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_BACK_RIGHT")
 #: TransFuser/DiffusionDrive BEV semantic classes (NAVSIM), painted in this order.
 SEG_CLASSES = ("background", "road", "walkway", "centerline", "static_object", "vehicle", "pedestrian")
-#: EPDMS sub-metric order used by every (..., 9) tensor in the project's model code.
-EPDMS_METRICS = ("nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "hc", "ec")
-#: Weighted-average terms of EPDMS and their weights (NAVSIM v2: EP 5, TTC 5, LK 2, HC 2, EC 2).
-EPDMS_AVG_WEIGHTS = {"ep": 5.0, "ttc": 5.0, "lk": 2.0, "hc": 2.0, "ec": 2.0}
 
 
 def _range(name: str, lo_hi: tuple[float, float]) -> None:
@@ -352,9 +350,9 @@ class SelectionConfig:
     #: collisions and off-road points are only checked up to this horizon (s)
     check_horizon_s: float = 4.0
     #: Bench2Drive's ego (Lincoln MKZ 2020): length, width (m), box centre ahead of the rear axle (m)
-    ego_length: float = 4.89
-    ego_width: float = 1.84
-    rear_axle_to_center: float = 1.39
+    ego_length: float = MKZ_LENGTH
+    ego_width: float = MKZ_WIDTH
+    rear_axle_to_center: float = MKZ_REAR_AXLE_TO_CENTER
     safety_margin: float = 0.2
 
     def __post_init__(self) -> None:

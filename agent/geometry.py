@@ -13,6 +13,8 @@ import re
 
 import numpy as np
 
+from agent.vehicles import PACIFICA_REAR_AXLE_TO_CENTER
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -55,9 +57,6 @@ __all__ = [
 TWO_PI = 2.0 * math.pi
 _DENSE_INTERP_LIMIT = 4096  # queries x samples below which interpolation uses a dense weight matrix
 
-#: nuPlan Pacifica (NAVSIM's ego): front length 4.049 m and rear length 1.127 m, both measured from the rear axle, so
-#: the box centre lies (4.049 - 1.127) / 2 = 1.461 m ahead of the rear axle.
-PACIFICA_REAR_AXLE_TO_CENTER = (4.049 - 1.127) / 2.0
 
 #: WGS84 equatorial radius used by CARLA's GNSS sensor and the leaderboard's `_location_to_gps`.
 EARTH_RADIUS_EQUA = 6378137.0

@@ -1,4 +1,4 @@
-"""`DrivingPolicy`: one planning tick from an `Observation` to a `PlanResult`.
+"""`DrivingPolicy`: one planning tick from an `Observation` to a `PlanResult` (the `agent.contract.Planner`).
 
 preprocess -> VLM commands (latched, own rate) -> model (backbone, BEV, perception, planner, reward model) ->
 selection (confidence + predicted reward, collision and drivable-area checks). Adapters (CARLA, NAVSIM, the embedded
@@ -7,17 +7,18 @@ world) wrap this and never reach into the model.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from agent.config import EPDMS_METRICS, ModelConfig
+from agent.config import ModelConfig
+from agent.contract import CommandResult, Detections, MapElements, PlanResult
 from agent.model.irlvla import IRLVLA, build_model
-from agent.model.vlm import CommandResult, VLMCommandGuidance
+from agent.model.vlm import VLMCommandGuidance
 from agent.preprocess import preprocess_observation
 from agent.selection import select_candidate
 from agent.types import Observation, Trajectory, TrajectorySampling
@@ -35,100 +36,10 @@ def ego_features(obs: Observation) -> np.ndarray:
     return np.concatenate([obs.ego.as_vector(), target]).astype(np.float32)
 
 
-@dataclass
-class Detections:
-    boxes: np.ndarray  # (A, 7) x, y, heading, length, width, vx, vy (ego frame)
-    scores: np.ndarray  # (A,) existence probability
-    labels: np.ndarray  # (A,) class index into class_names
-    class_names: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        a = self.boxes.shape[0]
-        if self.boxes.shape != (a, 7) or self.scores.shape != (a,) or self.labels.shape != (a,):
-            raise ValueError(
-                f"Detections: boxes {self.boxes.shape}, scores {self.scores.shape}, labels {self.labels.shape}"
-            )
-
-
-@dataclass
-class MapElements:
-    polylines: np.ndarray  # (M, P, 2) ego frame
-    scores: np.ndarray  # (M,)
-    labels: np.ndarray  # (M,)
-    class_names: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        m = self.polylines.shape[0]
-        if (
-            self.polylines.ndim != 3
-            or self.polylines.shape[2] != 2
-            or self.scores.shape != (m,)
-            or self.labels.shape != (m,)
-        ):
-            raise ValueError(f"MapElements: polylines {self.polylines.shape}, scores {self.scores.shape}")
-
-
-@dataclass
-class PlanResult:
-    """Everything one tick decided and saw; arrays are numpy, frames are the ego (rear-axle) frame."""
-
-    trajectory: Trajectory
-    candidates: np.ndarray  # (K, P, 3)
-    confidences: np.ndarray  # (K,) sigmoid of the planner's mode logits
-    rewards: np.ndarray  # (K,) predicted EPDMS
-    submetrics: np.ndarray  # (K, 9) in EPDMS_METRICS order
-    scores: np.ndarray  # (K,) selection scores
-    selected: int
-    penalties: dict[str, np.ndarray]  # collision (K,) bool, first_collision (K,), offroad (K,)
-    commands: CommandResult
-    detections: Detections
-    map: MapElements
-    seg: np.ndarray  # (C, H, W) class probabilities, BEV raster convention
-    seg_classes: tuple[str, ...]
-    timings: dict[str, float]  # ms per stage and "total"
-    tick: int = 0
-    extras: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        k = self.candidates.shape[0]
-        p = self.trajectory.poses.shape[0]
-        if self.candidates.shape != (k, p, 3):
-            raise ValueError(f"PlanResult.candidates must be (K, {p}, 3), got {self.candidates.shape}")
-        for name in ("confidences", "rewards", "scores"):
-            if getattr(self, name).shape != (k,):
-                raise ValueError(f"PlanResult.{name} must have shape ({k},), got {getattr(self, name).shape}")
-        if self.submetrics.shape != (k, len(EPDMS_METRICS)):
-            raise ValueError(f"PlanResult.submetrics must be ({k}, {len(EPDMS_METRICS)}), got {self.submetrics.shape}")
-        if not (0 <= self.selected < k):
-            raise ValueError(f"PlanResult.selected {self.selected} out of range for {k} candidates")
-        if self.seg.ndim != 3 or self.seg.shape[0] != len(self.seg_classes):
-            raise ValueError(f"PlanResult.seg must be ({len(self.seg_classes)}, H, W), got {self.seg.shape}")
-
-    @property
-    def reward(self) -> float:
-        return float(self.rewards[self.selected])
-
-    def as_dict(self) -> dict:
-        """A compact JSON-ready record of the decision (for per-step logs; perception rasters left out)."""
-        return {
-            "tick": self.tick,
-            "selected": self.selected,
-            "trajectory": self.trajectory.poses.round(4).tolist(),
-            "scores": self.scores.round(5).tolist(),
-            "confidences": self.confidences.round(5).tolist(),
-            "rewards": self.rewards.round(5).tolist(),
-            "submetrics_selected": dict(zip(EPDMS_METRICS, self.submetrics[self.selected].round(5).tolist())),
-            "collision": self.penalties["collision"].astype(bool).tolist(),
-            "offroad": np.asarray(self.penalties["offroad"]).round(4).tolist(),
-            "speed_command": self.commands.speed_name,
-            "path_command": self.commands.path_name,
-            "command_source": self.commands.source,
-            "timings_ms": {k: round(v, 3) for k, v in self.timings.items()},
-        }
-
-
 class DrivingPolicy:
-    """Stateful wrapper (tick counter, latched VLM command) around the model for closed-loop driving."""
+    """Stateful wrapper (tick counter, latched VLM command) around the model for closed-loop driving; implements
+    `agent.contract.Planner`. `vlm` replaces the guidance built from `cfg.vlm`; `use_vlm=False` plans with the
+    fallback command (Constant Speed Strict, Straight Strict) instead."""
 
     def __init__(
         self,
@@ -140,8 +51,11 @@ class DrivingPolicy:
         self.cfg: ModelConfig = model.cfg
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        self.use_vlm = use_vlm
-        self._vlm = vlm
+        if vlm is None and use_vlm:
+            # built now, not at the first step (a slow or failing VLM shows at load time), and on the policy's device:
+            # `VLMConfig.device` is for the guidance used on its own
+            vlm = VLMCommandGuidance(dataclasses.replace(self.cfg.vlm, device=str(self.device)))
+        self.vlm: VLMCommandGuidance | None = vlm
         self.tick = 0
         p = self.cfg.planner
         self.sampling = TrajectorySampling(p.num_poses, p.interval)
@@ -160,20 +74,14 @@ class DrivingPolicy:
 
         return cls(load_checkpoint(path, cfg=cfg), device=device, use_vlm=use_vlm)
 
-    @property
-    def vlm(self) -> VLMCommandGuidance | None:
-        if self._vlm is None and self.use_vlm:
-            self._vlm = VLMCommandGuidance(self.cfg.vlm)
-        return self._vlm
-
     def reset(self) -> None:
         self.tick = 0
-        if self._vlm is not None:
-            self._vlm.reset()
+        if self.vlm is not None:
+            self.vlm.reset()
 
     def close(self) -> None:
-        if self._vlm is not None:
-            self._vlm.close()
+        if self.vlm is not None:
+            self.vlm.close()
 
     # ------------------------------------------------------------------------------------------------- running
     def noise_for_tick(self, tick: int) -> torch.Tensor:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from agent import geometry
+from agent.vehicles import MKZ_REAR_AXLE_TO_CENTER
 
 # --------------------------------------------------------------------------------------------------------------------
 # Commands
@@ -184,9 +185,8 @@ class CameraRig:
         return np.stack([c.cam_to_ego for c in self.cameras])
 
 
-#: Distance from the CARLA vehicle origin (bounding-box centre) back to the rear axle of Bench2Drive's ego, a Lincoln
-#: MKZ 2020 (wheelbase 2.87 m, axles symmetric about the centre to within a few cm).
-B2D_REAR_AXLE_OFFSET = 1.39
+#: Distance from the CARLA vehicle origin (bounding-box centre) back to the rear axle of Bench2Drive's ego.
+B2D_REAR_AXLE_OFFSET = MKZ_REAR_AXLE_TO_CENTER
 
 #: Bench2Drive camera rig as mounted in CARLA (vehicle-centre frame, left-handed, degrees): name, x, y, yaw, fov.
 #: Source: the Bench2Drive Zoo agents' `sensors()`; all at z = 1.60 m, 1600x900.

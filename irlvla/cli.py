@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "epdms": ("navsim_eval.cli", "NAVSIM v2 EPDMS scoring of trajectories on scenes"),
     "b2d": ("bench2drive_eval.cli", "Bench2Drive evaluation launcher and metrics"),
     "model": ("agent.cli", "IRL-VLA model summaries"),
+    "drive": ("sim.closed_loop.cli", "closed-loop driving on the embedded world, scored like the leaderboard"),
     "demo": ("viz.demo", "the agent driving closed-loop with its HUD: videos, metrics and a report"),
 }
 

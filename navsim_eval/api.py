@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from agent import geometry
+from agent.epdms_metrics import DAC, DDC, EC, EP, HC, LK, NC, TLC, TTC, epdms_from_table
 from navsim_eval.aggregate import apply_human_filter
 from navsim_eval.comfort import history_states, two_frame_extended_comfort
-from navsim_eval.config import DAC, DDC, EC, EP, HC, LK, METRIC_NAMES, NC, TLC, TTC, EpdmsConfig
+from navsim_eval.config import METRIC_NAMES, EpdmsConfig
 from navsim_eval.mapquery import MapQueries
 from navsim_eval.observation import Observation, build_observation
 from navsim_eval.pdm_closed import pdm_closed_reference
@@ -79,13 +80,7 @@ class EpdmsResult:
 
 def aggregate_epdms(table: np.ndarray, config: EpdmsConfig | None = None) -> np.ndarray:
     """EPDMS from a K x 9 table: NC*DAC*DDC*TLC x weighted mean of EP, TTC, LK, HC and EC (EC dropped where NaN)."""
-    cfg = (config or EpdmsConfig()).scorer
-    w = np.asarray(cfg.weights)
-    weighted = table[:, [EP, TTC, LK, HC, EC]]
-    has_ec = np.isfinite(weighted[:, 4])
-    num = (weighted[:, :4] * w[:4]).sum(axis=1) + np.where(has_ec, weighted[:, 4] * w[4], 0.0)
-    den = w[:4].sum() + np.where(has_ec, w[4], 0.0)
-    return np.prod(table[:, :4], axis=1) * num / den
+    return epdms_from_table(table, (config or EpdmsConfig()).scorer.weights)
 
 
 def validate_proposals(proposals, num_poses: int = 8) -> np.ndarray:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agent.epdms_metrics import EC
 from navsim_eval.aggregate import (
     TokenRow,
     assign_weights,
@@ -26,7 +27,7 @@ from navsim_eval.aggregate import (
 )
 from navsim_eval.api import EpdmsResult, aggregate_epdms, score_proposals
 from navsim_eval.comfort import two_frame_extended_comfort
-from navsim_eval.config import EC, METRIC_NAMES, EpdmsConfig, IDMTrafficConfig, ScorerConfig
+from navsim_eval.config import METRIC_NAMES, EpdmsConfig, IDMTrafficConfig, ScorerConfig
 from sim.scene import Scene
 from sim.scene_io import SUFFIX, list_scene_files, load_scene
 

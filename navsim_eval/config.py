@@ -9,23 +9,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from agent.epdms_metrics import EPDMS_COLUMNS, EPDMS_WEIGHTS
 from agent.validation import require_positive
 
-METRIC_NAMES: tuple[str, ...] = (
-    "no_at_fault_collisions",
-    "drivable_area_compliance",
-    "driving_direction_compliance",
-    "traffic_light_compliance",
-    "ego_progress",
-    "time_to_collision_within_bound",
-    "lane_keeping",
-    "history_comfort",
-    "two_frame_extended_comfort",
-)
-MULTIPLICATIVE = METRIC_NAMES[:4]
-WEIGHTED = METRIC_NAMES[4:]
-# Column indices into the K x 9 table.
-NC, DAC, DDC, TLC, EP, TTC, LK, HC, EC = range(9)
+#: The scorer's K x 9 table columns: NAVSIM's CSV names in the one EPDMS order of `agent.epdms_metrics` (whose
+#: NC ... EC are the column indices), the order the reward world model's outputs share.
+METRIC_NAMES: tuple[str, ...] = EPDMS_COLUMNS
 
 
 def _positive(obj: object, *names: str) -> None:
@@ -148,11 +137,11 @@ class ScorerConfig:
       PDM-Closed/Hydra style) instead of the official per-proposal pair [reference, proposal].
     """
 
-    progress_weight: float = 5.0
-    ttc_weight: float = 5.0
-    lane_keeping_weight: float = 2.0
-    history_comfort_weight: float = 2.0
-    two_frame_extended_comfort_weight: float = 2.0
+    progress_weight: float = EPDMS_WEIGHTS["ep"]
+    ttc_weight: float = EPDMS_WEIGHTS["ttc"]
+    lane_keeping_weight: float = EPDMS_WEIGHTS["lk"]
+    history_comfort_weight: float = EPDMS_WEIGHTS["hc"]
+    two_frame_extended_comfort_weight: float = EPDMS_WEIGHTS["ec"]
     driving_direction_horizon: float = 1.0
     driving_direction_compliance_threshold: float = 2.0
     driving_direction_violation_threshold: float = 6.0

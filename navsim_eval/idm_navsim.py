@@ -32,6 +32,7 @@ from navsim_eval.config import IDMTrafficConfig
 from navsim_eval.idm_agents import IdmAgentSetup, sample_paths, setup_idm_agents
 from navsim_eval.observation import Observation
 from navsim_eval.simulation import S_HEADING, S_VX, S_X, S_Y
+from sim.idm import NUPLAN_AGENT_IDM_EXPONENT, idm_acceleration
 from sim.scene import AgentType, EgoParams, Scene
 
 logger = logging.getLogger(__name__)
@@ -121,7 +122,6 @@ def idm_reactive_navsim(
     pose = sample_paths(setup, s) if n else np.zeros((k, 0, 3))
     # occupancy geometry per agent: the snapped box until its first update, then its projected footprint
     occ = np.broadcast_to(_rect(setup.snapped, -hl, hl, hw), (k, n, 4, 2)).copy()
-    b_term = 2.0 * np.sqrt(cfg.accel_max * cfg.decel_max)
     parked = np.flatnonzero(
         vehicle & obs.present[:, 0] & (setup.stationary_off_lane | (setup.deviation > cfg.idm_snap_threshold))
     )
@@ -135,10 +135,11 @@ def idm_reactive_navsim(
         """nuPlan's forward Euler IDM step of agents `cols` against leaders at gap / v_lead (K, c); then the new
         pose and projected footprint (box plus the path ahead up to length/2 + speed x headway, clamped)."""
         vi = v[:, cols]
-        s_star = cfg.min_gap_to_lead_agent + vi * cfg.headway_time + vi * (vi - v_lead) / b_term
-        acc = cfg.accel_max * (
-            1.0 - (vi / setup.target[cols]) ** 4 - (s_star / np.maximum(gap, cfg.min_gap_to_lead_agent)) ** 2
-        )
+        acc = idm_acceleration(
+            vi, setup.target[cols], gap, v_lead, accel_max=cfg.accel_max, decel=cfg.decel_max,
+            min_gap=cfg.min_gap_to_lead_agent, headway=cfg.headway_time, gap_floor=cfg.min_gap_to_lead_agent,
+            exponent=NUPLAN_AGENT_IDM_EXPONENT,
+        )  # fmt: skip
         acc = np.clip(acc, -cfg.decel_max, cfg.accel_max)
         upd = active[:, cols]
         s[:, cols] = np.where(upd, s[:, cols] + dt * vi, s[:, cols])

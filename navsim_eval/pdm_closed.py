@@ -36,6 +36,7 @@ from navsim_eval.config import EpdmsConfig, PDMClosedConfig
 from navsim_eval.mapquery import DiscretePath, MapQueries, ego_box_centre
 from navsim_eval.observation import Observation
 from navsim_eval.simulation import S_HEADING, S_VX, S_X, S_Y, STATE_DIM, simulate
+from sim.idm import idm_acceleration
 from sim.scene import AgentType, EgoParams, Scene
 
 logger = logging.getLogger(__name__)
@@ -222,13 +223,14 @@ def idm_unroll(
         path.substring(s0, s0 + abs(float(np.max(targets))) * horizon * dt), params.width / 2, cap_style="square"
     )
     lead = np.zeros((n, 3))
-    b_term = 2.0 * np.sqrt(cfg.accel_max * cfg.decel_max)
     for t in range(1, steps + 1):
         if t % cfg.leading_agent_update_rate == 0:
             lead = leading_objects(po, t, path, corridor, x, poses[:, t - 1], params)
-        s_star = cfg.min_gap_to_lead_agent + v * cfg.headway_time + v * (v - lead[:, 1]) / b_term
-        s_alpha = np.maximum(lead[:, 0] - x - lead[:, 2], cfg.min_gap_to_lead_agent)
-        acc = cfg.accel_max * (1.0 - (v / targets) ** cfg.idm_exponent - (s_star / s_alpha) ** 2)
+        acc = idm_acceleration(
+            v, targets, lead[:, 0] - x - lead[:, 2], lead[:, 1], accel_max=cfg.accel_max, decel=cfg.decel_max,
+            min_gap=cfg.min_gap_to_lead_agent, headway=cfg.headway_time, gap_floor=cfg.min_gap_to_lead_agent,
+            exponent=cfg.idm_exponent,
+        )  # fmt: skip
         acc = np.clip(acc, -cfg.decel_max, cfg.accel_max)
         x, v = x + dt * v, v + dt * acc
         poses[:, t] = path.interpolate(x)

@@ -23,6 +23,7 @@ from navsim_eval.boxes import corners
 from navsim_eval.config import IDMTrafficConfig
 from navsim_eval.observation import Observation, ego_footprint_overlaps
 from navsim_eval.simulation import S_HEADING, S_VX, S_X, S_Y
+from sim.idm import NUPLAN_AGENT_IDM_EXPONENT, idm_acceleration
 from sim.scene import AG_X, AG_Y, AgentType, EgoParams, Scene, TrafficLightState
 
 logger = logging.getLogger(__name__)
@@ -197,7 +198,6 @@ def idm_reactive(
     ego_half_l = params.length / 2
     ego_half_w = params.width / 2
     d_centre = params.rear_axle_to_center
-    b_term = 2.0 * np.sqrt(cfg.accel_max * cfg.decel_max)
     xy, hd = _sample_paths(paths, s)
     for t in range(t_n):
         states[:, ctrl, t, 0:2] = xy
@@ -245,11 +245,11 @@ def idm_reactive(
         at_line = line_gap < g
         g = np.where(at_line, line_gap, g)
         v_lead = np.where(at_line, 0.0, v_lead)
-        has = np.isfinite(g)
-        g = np.maximum(np.where(has, g, 1.0), cfg.min_gap_to_lead_agent)  # nuPlan clamps the gap at the minimum gap
-        s_star = cfg.min_gap_to_lead_agent + v * cfg.headway_time + v * (v - v_lead) / b_term
-        inter = np.where(has, (s_star / g) ** 2, 0.0)
-        acc = cfg.accel_max * (1.0 - (v / target[None, :]) ** 4 - inter)
+        acc = idm_acceleration(
+            v, target[None, :], g, v_lead, accel_max=cfg.accel_max, decel=cfg.decel_max,
+            min_gap=cfg.min_gap_to_lead_agent, headway=cfg.headway_time, gap_floor=cfg.min_gap_to_lead_agent,
+            exponent=NUPLAN_AGENT_IDM_EXPONENT,
+        )  # fmt: skip
         acc = np.clip(acc, -cfg.decel_max, cfg.accel_max)
         s = s + v * dt  # forward Euler as `solve_forward_euler_idm_policy`: progress with the old speed
         v = np.maximum(v + acc * dt, 0.0)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import shapely
 
-from sim.scene import Area, Lane, MapData, MarkingType, polyline_arclength
+from sim.scene import SPEED_LIMIT_50_KMH, SPEED_LIMIT_60_KMH, Area, Lane, MapData, MarkingType, polyline_arclength
 
 logger = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ class MapBuilder:
         n_fwd: int,
         n_bwd: int,
         lane_width: float = LANE_WIDTH,
-        speed_limit: float = 13.89,
+        speed_limit: float = SPEED_LIMIT_50_KMH,
         sidewalks: bool = True,
     ) -> RoadHandle:
         """Lanes on both sides of `ref` (resampled at 1 m), their roadblocks, markings, neighbours and sidewalks."""
@@ -270,7 +270,7 @@ def straight_road(
     length: float = 260.0,
     n_fwd: int = 2,
     n_bwd: int = 2,
-    speed_limit: float = 13.89,
+    speed_limit: float = SPEED_LIMIT_50_KMH,
     carpark: bool = False,
     crosswalk_at: float | None = None,
 ) -> RoadMap:
@@ -304,7 +304,7 @@ def curved_road(
     lead_out: float = 140.0,
     n_fwd: int = 2,
     n_bwd: int = 1,
-    speed_limit: float = 13.89,
+    speed_limit: float = SPEED_LIMIT_50_KMH,
 ) -> RoadMap:
     """Straight, then a circular arc turning left (angle > 0) or right (angle < 0), then straight again."""
     _check_lanes(n_fwd, n_bwd, lead_in + lead_out)
@@ -340,7 +340,7 @@ def junction(
     arm_length: float = 130.0,
     signalised: bool = True,
     curb_radius: float = 7.0,
-    speed_limit: float = 13.89,
+    speed_limit: float = SPEED_LIMIT_50_KMH,
     crosswalks: bool = True,
     stop_arms: tuple[int, ...] | None = None,
 ) -> RoadMap:
@@ -424,11 +424,13 @@ def _minor_arms(slots: list[int]) -> tuple[int, ...]:
     return tuple(i for i, s in enumerate(slots) if (s + 2) % 4 not in slots)
 
 
-def four_way_intersection(lanes_per_side: int = 2, arm_length: float = 130.0, speed_limit: float = 13.89) -> RoadMap:
+def four_way_intersection(
+    lanes_per_side: int = 2, arm_length: float = 130.0, speed_limit: float = SPEED_LIMIT_50_KMH
+) -> RoadMap:
     return junction(lanes_per_side=lanes_per_side, arm_length=arm_length, signalised=True, speed_limit=speed_limit)
 
 
-def t_junction(lanes_per_side: int = 1, arm_length: float = 130.0, speed_limit: float = 13.89) -> RoadMap:
+def t_junction(lanes_per_side: int = 1, arm_length: float = 130.0, speed_limit: float = SPEED_LIMIT_50_KMH) -> RoadMap:
     """Main road east-west (arms 0 and 1), stem to the south (arm 2) with a stop line; no lights."""
     return junction(
         arm_angles=(0.0, math.pi, 3 * math.pi / 2),
@@ -446,7 +448,7 @@ def on_ramp(
     merge_length: float = 90.0,
     after: float = 140.0,
     ramp_length: float = 90.0,
-    speed_limit: float = 16.67,
+    speed_limit: float = SPEED_LIMIT_60_KMH,
 ) -> RoadMap:
     """A main road along +x with an on-ramp joining from the right through a tapered acceleration lane.
 

@@ -22,6 +22,13 @@ from shapely import STRtree
 from shapely.geometry import Polygon
 
 from agent import geometry
+from agent.vehicles import (
+    PACIFICA_FRONT_LENGTH,
+    PACIFICA_HEIGHT,
+    PACIFICA_REAR_LENGTH,
+    PACIFICA_WHEELBASE,
+    PACIFICA_WIDTH,
+)
 
 DT = 0.1
 
@@ -68,11 +75,11 @@ class MarkingType(enum.IntEnum):
 class EgoParams:
     """Ego vehicle geometry; defaults are NAVSIM's (nuPlan Chrysler Pacifica). Lengths are from the rear axle."""
 
-    width: float = 2.297
-    front_length: float = 4.049
-    rear_length: float = 1.127
-    wheelbase: float = 3.089
-    height: float = 1.777
+    width: float = PACIFICA_WIDTH
+    front_length: float = PACIFICA_FRONT_LENGTH
+    rear_length: float = PACIFICA_REAR_LENGTH
+    wheelbase: float = PACIFICA_WHEELBASE
+    height: float = PACIFICA_HEIGHT
 
     def __post_init__(self) -> None:
         for k in ("width", "front_length", "rear_length", "wheelbase", "height"):
@@ -108,6 +115,12 @@ def polyline_arclength(points: np.ndarray) -> np.ndarray:
     return np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(points, axis=0).T))])
 
 
+#: Urban speed limits (m/s) as map files store them, rounded to 0.01: 40, 50 and 60 km/h. 50 km/h is the default.
+SPEED_LIMIT_40_KMH = 11.11
+SPEED_LIMIT_50_KMH = 13.89
+SPEED_LIMIT_60_KMH = 16.67
+
+
 @dataclass
 class Lane:
     """A lane (or, with `is_connector`, a lane connector inside an intersection), in its direction of travel."""
@@ -117,7 +130,7 @@ class Lane:
     left_boundary: np.ndarray
     right_boundary: np.ndarray
     roadblock_id: str
-    speed_limit: float = 13.89
+    speed_limit: float = SPEED_LIMIT_50_KMH
     successors: tuple[str, ...] = ()
     predecessors: tuple[str, ...] = ()
     is_connector: bool = False

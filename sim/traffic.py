@@ -18,12 +18,16 @@ import shapely
 from scipy.interpolate import CubicSpline
 from scipy.spatial import cKDTree
 
+from sim.idm import idm_acceleration
 from sim.scene import TrafficLightState, polyline_arclength
 
 logger = logging.getLogger(__name__)
 
 PATH_SPACING = 0.5
 STOP_GAP = 1.0  # metres between the front bumper and a stop line when stopped
+#: smallest gap (m) the IDM and ACC terms divide by: stop lines are approached to within STOP_GAP, so the minimum gap
+#: cannot be the floor as it is in nuPlan's IDM
+IDM_GAP_FLOOR = 0.05
 
 
 # ---- paths ----
@@ -448,7 +452,7 @@ def simulate_followers(
             gap = np.where(better, g, gap)
             v_lead = np.where(better, 0.0, v_lead)
             a_lead = np.where(better, 0.0, a_lead)
-        a = idm_acceleration(v, v_des, gap, v_lead, a_lead, a_curve, a_prev, p, dt)
+        a = follower_acceleration(v, v_des, gap, v_lead, a_lead, a_curve, a_prev, p, dt)
         ov = override[:, t]
         a = np.where(np.isfinite(ov), ov, a)
         v_new = v + a * dt
@@ -467,14 +471,17 @@ def idm_params_arrays(params: list[IDMParams]) -> dict[str, np.ndarray]:
     return {k: np.array([getattr(q, k) for q in params], dtype=np.float64) for k in IDMParams.__dataclass_fields__}
 
 
-def idm_acceleration(v, v_des, gap, v_lead, a_lead, a_curve, a_prev, p: dict[str, np.ndarray], dt: float) -> np.ndarray:
-    """One step of the followers' longitudinal law, vectorised: IDM blended with ACC's constant-acceleration
-    heuristic, braking for speed caps ahead (`a_curve` < 0), emergency braking beyond `max_brake`, a jerk limit
-    against `a_prev`, and soft stops. `gap` is inf where there is no lead; `p` holds `idm_params_arrays`."""
-    dv = v - v_lead
-    s_star = p["min_gap"] + np.maximum(0.0, v * p["headway"] + v * dv / (2 * np.sqrt(p["accel"] * p["decel"])))
-    interact = np.where(np.isfinite(gap), (s_star / np.maximum(gap, 0.05)) ** 2, 0.0)
-    a = p["accel"] * (1 - (v / v_des) ** p["delta"] - interact)
+def follower_acceleration(
+    v, v_des, gap, v_lead, a_lead, a_curve, a_prev, p: dict[str, np.ndarray], dt: float
+) -> np.ndarray:
+    """One step of the followers' longitudinal law, vectorised: IDM (`sim.idm`, Treiber's clamped form) blended with
+    ACC's constant-acceleration heuristic, braking for speed caps ahead (`a_curve` < 0), emergency braking beyond
+    `max_brake`, a jerk limit against `a_prev`, and soft stops. `gap` is inf where there is no lead; `p` holds
+    `idm_params_arrays`. `simulate_followers` and the closed-loop world (`sim.closed_loop`) both step with it."""
+    a = idm_acceleration(
+        v, v_des, gap, v_lead, accel_max=p["accel"], decel=p["decel"], min_gap=p["min_gap"], headway=p["headway"],
+        gap_floor=IDM_GAP_FLOOR, exponent=p["delta"], clamp_dynamic_gap=True,
+    )  # fmt: skip
     a = _acc_blend(a, v, v_lead, np.minimum(a_lead, p["accel"]), gap, p["decel"])
     a = np.where(a_curve < 0, np.minimum(a, 1.15 * a_curve - 0.1), a)
     emergency = a < -p["max_brake"] - 0.5
@@ -488,7 +495,7 @@ def _acc_blend(a_idm, v, v_lead, a_lead, gap, b, coolness: float = 0.99) -> np.n
     """Treiber & Kesting's ACC model: blend IDM with the constant-acceleration heuristic so a vehicle that cuts in
     ahead but drives away does not trigger IDM's over-reaction (no effect without a lead)."""
     has_lead = np.isfinite(gap)
-    g = np.where(has_lead, np.maximum(gap, 0.05), 1e6)
+    g = np.where(has_lead, np.maximum(gap, IDM_GAP_FLOOR), 1e6)
     free = v_lead * (v - v_lead) <= -2 * g * a_lead
     denom = v_lead**2 - 2 * g * a_lead
     ok = denom > 1e-6

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from agent.contract import PlanResult
 from team_code.config import ControllerConfig, PIDGains
 
 
@@ -122,21 +123,15 @@ class ControlCommand:
         return cls(0.0, 0.0, 1.0, {"emergency": reason})
 
 
-def hazard_ahead(plan, cfg: ControllerConfig) -> bool:
-    """Whether the policy's output explains a stop: its own `hazard` flag when it has one, else a confident
-    detection (`plan.detections`: boxes (A, 7) x, y, ... in the ego frame, scores (A,)) in the corridor ahead."""
-    flag = getattr(plan, "hazard", None)
-    if flag is not None:
-        return bool(flag)
-    det = getattr(plan, "detections", None)
-    boxes = getattr(det, "boxes", None)
-    scores = getattr(det, "scores", None)
-    if boxes is None or scores is None:
+def hazard_ahead(plan: PlanResult, cfg: ControllerConfig) -> bool:
+    """Whether the policy's output explains a stop: its own `hazard` verdict when it gives one, else a confident
+    detection (boxes (A, 7) x, y, ... in the ego frame, scores (A,)) in the corridor ahead."""
+    if plan.hazard is not None:
+        return plan.hazard
+    if plan.detections is None or plan.detections.boxes.shape[0] == 0:
         return False
-    b = np.asarray(boxes, dtype=np.float64)
-    s = np.asarray(scores, dtype=np.float64).reshape(-1)
-    if b.ndim != 2 or b.shape[1] < 2 or b.shape[0] == 0 or b.shape[0] != s.shape[0]:
-        return False
+    b = np.asarray(plan.detections.boxes, dtype=np.float64)
+    s = np.asarray(plan.detections.scores, dtype=np.float64)
     inside = (b[:, 0] > 0.0) & (b[:, 0] < cfg.hazard_distance) & (np.abs(b[:, 1]) < cfg.hazard_half_width)
     return bool(np.any(inside & (s >= cfg.hazard_score)))
 

@@ -1,6 +1,6 @@
 """IRL-VLA agent for the Bench2Drive leaderboard: `leaderboard_evaluator.py --agent team_code/irlvla_b2d_agent.py`.
 
-A thin adapter around a pure planner (anything with `.step(Observation) -> obj with .trajectory`): it decodes the
+A thin adapter around a pure planner (an `agent.contract.Planner`: `step(Observation) -> PlanResult`): it decodes the
 sensors, localises from GNSS + compass, follows the global plan, calls the policy, and turns the trajectory into a
 `carla.VehicleControl` with PID controllers. A failing or non-finite step brakes instead of ending the route.
 
@@ -12,19 +12,18 @@ the YAML path is the first `+` field and the save name the last.
 from __future__ import annotations
 
 import importlib
-import inspect
 import logging
 import math
 import os
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Protocol
 
 import numpy as np
 
 from agent import geometry
-from agent.types import PLANNING_SAMPLING, EgoStatus, Observation, bench2drive_rig
+from agent.contract import Planner, PlanResult
+from agent.types import PLANNING_SAMPLING, CameraRig, EgoStatus, Observation, bench2drive_rig
 from team_code.base_agent import AgentTrack, BaseAgent
 from team_code.config import AgentConfig
 from team_code.controllers import ControlCommand, TrajectoryController, hazard_ahead
@@ -44,12 +43,6 @@ def get_entry_point() -> str:
     return "IrlVlaB2DAgent"
 
 
-class Policy(Protocol):
-    """What the agent needs from a planner: `step(observation)` returning an object with `.trajectory`."""
-
-    def step(self, observation: Observation) -> Any: ...
-
-
 def parse_agent_config_string(value: str) -> tuple[str, str | None]:
     """`"cfg.yaml+route_a+route_b"` -> ("cfg.yaml", "route_b"); no `+` -> (value, None)."""
     if not isinstance(value, str):
@@ -59,35 +52,43 @@ def parse_agent_config_string(value: str) -> tuple[str, str | None]:
     return parts[0], save_name
 
 
-def load_policy(cfg: AgentConfig) -> Policy:
-    """Build the planner named by the config (entry point, checkpoint, or preset; see `AgentConfig`)."""
+def load_policy(cfg: AgentConfig) -> Planner:
+    """Build the planner named by the config (entry point, checkpoint, or preset; see `AgentConfig`).
+
+    An entry point `module:factory` is called with the `AgentConfig` and must return an `agent.contract.Planner`.
+    """
     if cfg.policy_entry_point:
         module_name, _, attr = cfg.policy_entry_point.partition(":")
         factory = getattr(importlib.import_module(module_name), attr)
-        return factory(cfg)
-    try:
-        from agent.policy import DrivingPolicy
-    except ImportError as e:
-        raise ImportError(f"agent.policy.DrivingPolicy is unavailable ({e}); set policy_entry_point instead") from e
+        policy = factory(cfg)
+        if not isinstance(policy, Planner):
+            raise TypeError(
+                f"policy_entry_point {cfg.policy_entry_point!r} returned {type(policy).__name__}, which is not an "
+                "agent.contract.Planner (step, reset, close)"
+            )
+        return policy
+    from agent.policy import DrivingPolicy  # torch and the model: only when this adapter builds the planner itself
+
+    device = _resolve_device(cfg.device)
     if cfg.checkpoint:
         if not Path(cfg.checkpoint).exists():
             raise FileNotFoundError(f"checkpoint {cfg.checkpoint!r} does not exist")
-        return _call_with_device(DrivingPolicy.from_checkpoint, cfg.checkpoint, cfg.device)
+        return DrivingPolicy.from_checkpoint(cfg.checkpoint, device=device)
     from agent.config import load_preset
 
     logger.warning("no checkpoint configured: using an untrained %r preset policy", cfg.preset)
-    return _call_with_device(DrivingPolicy.from_config, load_preset(cfg.preset), cfg.device)
+    return DrivingPolicy.from_config(load_preset(cfg.preset), device=device)
 
 
 #: policies kept across routes (the evaluator constructs one agent per route in the same process).
-_POLICY_CACHE: dict[tuple, Policy] = {}
+_POLICY_CACHE: dict[tuple, Planner] = {}
 
 
 def _policy_key(cfg: AgentConfig) -> tuple:
     return (cfg.policy_entry_point, cfg.checkpoint, cfg.preset, cfg.device)
 
 
-def get_policy(cfg: AgentConfig) -> Policy:
+def get_policy(cfg: AgentConfig) -> Planner:
     """`load_policy`, or the policy an earlier route of this process loaded with the same settings (reset first)."""
     if not cfg.reuse_policy or cfg.policy_entry_point:
         return load_policy(cfg)
@@ -98,22 +99,16 @@ def get_policy(cfg: AgentConfig) -> Policy:
         policy = _POLICY_CACHE[key] = load_policy(cfg)
     else:
         logger.info("reusing the policy loaded by an earlier route")
-        reset = getattr(policy, "reset", None)
-        if callable(reset):
-            reset()
+        policy.reset()
     return policy
 
 
-def _call_with_device(fn, arg, device: str):
-    if device == "auto":
-        import torch
+def _resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
 
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        accepts = "device" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        accepts = False
-    return fn(arg, device=device) if accepts else fn(arg)
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _vehicle_control(cmd: ControlCommand):
@@ -136,7 +131,7 @@ class IrlVlaB2DAgent(BaseAgent):
     """The IRL-VLA planner on Bench2Drive's SENSORS track: six cameras, GNSS, IMU, speedometer."""
 
     #: set by `setup` (or directly by tests before the first step) to override the configured policy.
-    policy: Policy | None = None
+    policy: Planner | None = None
 
     # ---------------------------------------------------------------------------------------------- leaderboard API
     def set_global_plan(self, global_plan_gps, global_plan_world_coord) -> None:
@@ -150,7 +145,7 @@ class IrlVlaB2DAgent(BaseAgent):
         self.config = AgentConfig.from_yaml(config_path) if config_path else AgentConfig()
         cfg = self.config
         logger.info("IRL-VLA agent: config %s, save name %s", config_path or "<defaults>", self.save_name)
-        self._rigs: dict[tuple[int, int], Any] = {}
+        self._rigs: dict[tuple[int, int], CameraRig] = {}
         self.preprocessor = ImagePreprocessor(cfg.images)
         self.controller = TrajectoryController(cfg.controller, interval=PLANNING_SAMPLING.interval)
         self.policy = get_policy(cfg)
@@ -224,10 +219,9 @@ class IrlVlaB2DAgent(BaseAgent):
         if getattr(self, "hud", None) is not None:
             self.hud.close()
         cached = any(p is self.policy for p in _POLICY_CACHE.values())
-        close = None if cached else getattr(self.policy, "close", None)
-        if callable(close):
+        if self.policy is not None and not cached:
             try:
-                close()
+                self.policy.close()
             except Exception:
                 logger.exception("policy.close() failed")
         self.policy = None
@@ -341,23 +335,19 @@ class IrlVlaB2DAgent(BaseAgent):
         plan = self.policy.step(obs)
         lap("policy_ms")
 
-        traj = getattr(plan, "trajectory", None)
-        if traj is None:
-            raise TypeError(f"policy returned {type(plan).__name__} without a .trajectory")
-        poses = np.asarray(getattr(traj, "poses", traj), dtype=np.float64)
-        if poses.ndim != 2 or poses.shape[0] < 2 or poses.shape[1] < 2:
-            raise ValueError(f"policy trajectory must be (N>=2, 2 or 3), got {poses.shape}")
-        if not np.all(np.isfinite(poses)):
-            raise ValueError("policy trajectory contains NaN or infinite values")
-        interval = float(getattr(getattr(traj, "sampling", None), "interval", PLANNING_SAMPLING.interval))
-        if interval != self.controller.interval:
-            self.controller.interval = interval
+        if not isinstance(plan, PlanResult):
+            raise TypeError(f"policy.step returned {type(plan).__name__}, not an agent.contract.PlanResult")
+        traj = plan.trajectory  # a validated Trajectory: finite (P, 3) poses
+        if traj.poses.shape[0] < 2:
+            raise ValueError(f"policy trajectory must have at least 2 poses, got {traj.poses.shape[0]}")
+        if traj.sampling.interval != self.controller.interval:
+            self.controller.interval = traj.sampling.interval
         hazard = hazard_ahead(plan, self.config.controller)
-        cmd = self.controller.step(poses[:, :2], speed, target.ego_xy, dt=dt, hazard=hazard)
+        cmd = self.controller.step(traj.poses[:, :2], speed, target.ego_xy, dt=dt, hazard=hazard)
         lap("control_ms")
-        for k, v in (getattr(plan, "timings", None) or {}).items():
-            if isinstance(v, (int, float)):
-                timings[f"policy.{k}"] = float(v)
-        if self.hud is not None:
-            self.hud.show(obs, plan, cmd)
+        for k, v in plan.timings.items():
+            timings[f"policy.{k}"] = float(v)
+        hud = getattr(self, "hud", None)
+        if hud is not None:
+            hud.show(obs, plan, cmd)
         return cmd

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agent.config import EPDMS_AVG_WEIGHTS, EPDMS_METRICS, PlannerConfig, RWMConfig
+from agent.config import PlannerConfig, RWMConfig
+from agent.epdms_metrics import DAC, DDC, EPDMS_METRICS, EPDMS_WEIGHTS, NC, TLC
 from agent.model.heads import mlp
 from agent.model.planner import GridSampleBEVAttention
 
@@ -39,9 +40,9 @@ def epdms_from_submetrics(metrics: torch.Tensor) -> torch.Tensor:
     if metrics.shape[-1] != len(EPDMS_METRICS):
         raise ValueError(f"expected (..., {len(EPDMS_METRICS)}) sub-metrics, got {tuple(metrics.shape)}")
     idx = {m: i for i, m in enumerate(EPDMS_METRICS)}
-    mult = metrics[..., idx["nc"]] * metrics[..., idx["dac"]] * metrics[..., idx["ddc"]] * metrics[..., idx["tlc"]]
-    total = sum(EPDMS_AVG_WEIGHTS.values())
-    avg = sum(w * metrics[..., idx[m]] for m, w in EPDMS_AVG_WEIGHTS.items()) / total
+    mult = metrics[..., NC] * metrics[..., DAC] * metrics[..., DDC] * metrics[..., TLC]
+    total = sum(EPDMS_WEIGHTS.values())
+    avg = sum(w * metrics[..., idx[m]] for m, w in EPDMS_WEIGHTS.items()) / total
     return mult * avg
 
 

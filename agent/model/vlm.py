@@ -20,15 +20,17 @@ import math
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from agent.contract import CommandResult, commands_one_hot
 from agent.model.vlm_backend import VLMBackend, build_backend
+from agent.model.vlm_config import VLMConfig
 from agent.model.vlm_labels import CommandLabelThresholds, commands_from_trajectory
-from agent.model.vlm_parse import FALLBACK_PATH, FALLBACK_SPEED, parse_commands, resolve_commands
+from agent.model.vlm_parse import parse_commands, resolve_commands
 from agent.model.vlm_prompt import ANSWER_SEPARATOR, B2D_VIEWS, build_prompt
 from agent.types import PATH_PLAN_COMMANDS, SPEED_PLAN_COMMANDS, NavigationCommand, PathPlan, SpeedPlan
 
@@ -45,150 +47,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-BACKENDS = ("tiny", "pretrained")
-MODES = ("likelihood", "generate")
-SOURCES = ("likelihood", "generation", "fallback")
-DTYPES = ("float32", "bfloat16", "float16")
-
-
-@dataclass
-class VLMConfig:
-    """VLM command guidance. `tiny` builds a random LLaVA offline; `pretrained` loads `model_path` (local only)."""
-
-    backend: str = "tiny"
-    model_path: str | None = None  # local save_pretrained folder; required (at load time) by backend="pretrained"
-    views: tuple[str, ...] = B2D_VIEWS
-    image_size: int = 56  # per-view square side fed to the tiny vision tower (multiple of patch_size)
-    refresh_every: int = 5  # planner ticks between VLM refreshes; the result is latched in between
-    background: bool = False  # run the VLM in a worker thread (live driving)
-    mode: str = "likelihood"  # "likelihood" (score every command) or "generate" (greedy text + parser)
-    max_new_tokens: int = 16
-    length_normalize: bool = False  # score = mean instead of sum of token log-probs
-    reuse_prefix_cache: bool = True  # score candidates on the prompt's KV cache (else a full batched forward)
-    seed: int = 0
-    dtype: str = "float32"
-    device: str = "cpu"
-    # tiny-model sizes
-    patch_size: int = 14
-    vision_hidden: int = 32
-    vision_layers: int = 2
-    vision_heads: int = 2
-    text_hidden: int = 64
-    text_layers: int = 2
-    text_heads: int = 4
-    text_kv_heads: int = 2
-    text_intermediate: int = 128
-
-    def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ValueError(f"VLMConfig.backend must be one of {BACKENDS}, got {self.backend!r}")
-        if self.mode not in MODES:
-            raise ValueError(f"VLMConfig.mode must be one of {MODES}, got {self.mode!r}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"VLMConfig.dtype must be one of {DTYPES}, got {self.dtype!r}")
-        if self.model_path is not None and not isinstance(self.model_path, str):
-            self.model_path = str(self.model_path)
-        self.views = tuple(self.views)
-        if not self.views or not all(isinstance(v, str) and v for v in self.views):
-            raise ValueError(f"VLMConfig.views must be non-empty camera names, got {self.views!r}")
-        if len(set(self.views)) != len(self.views):
-            raise ValueError(f"VLMConfig.views has duplicates: {self.views}")
-        for k in (
-            "image_size",
-            "refresh_every",
-            "max_new_tokens",
-            "patch_size",
-            "vision_hidden",
-            "vision_layers",
-            "vision_heads",
-            "text_hidden",
-            "text_layers",
-            "text_heads",
-            "text_kv_heads",
-            "text_intermediate",
-        ):
-            v = getattr(self, k)
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                raise ValueError(f"VLMConfig.{k} must be a positive int, got {v!r}")
-        if self.image_size % self.patch_size:
-            raise ValueError(
-                f"VLMConfig.image_size {self.image_size} must be a multiple of patch_size {self.patch_size}"
-            )
-        if self.vision_hidden % self.vision_heads:
-            raise ValueError("VLMConfig.vision_hidden must be divisible by vision_heads")
-        if self.text_hidden % self.text_heads or (self.text_hidden // self.text_heads) % 2:
-            raise ValueError("VLMConfig.text_hidden / text_heads must be an even integer head size (rotary)")
-        if self.text_heads % self.text_kv_heads:
-            raise ValueError("VLMConfig.text_heads must be a multiple of text_kv_heads")
-        if not self.device or not isinstance(self.device, str):
-            raise ValueError(f"VLMConfig.device must be a torch device string, got {self.device!r}")
-
-
-@dataclass
-class CommandResult:
-    """One VLM decision: the commands, their probability tables, where they came from and when."""
-
-    speed: SpeedPlan
-    path: PathPlan
-    speed_probs: np.ndarray  # (13,) over SPEED_PLAN_COMMANDS
-    path_probs: np.ndarray  # (9,) over PATH_PLAN_COMMANDS
-    source: str  # "likelihood" | "generation" | "fallback"
-    latency_ms: float
-    tick: int  # planner tick whose inputs produced this result
-    text: str = ""  # generated text, or the winning "SPEED, PATH" answer in likelihood mode
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.speed = SpeedPlan(int(self.speed))
-        self.path = PathPlan(int(self.path))
-        self.speed_probs = np.asarray(self.speed_probs, dtype=np.float64).reshape(-1)
-        self.path_probs = np.asarray(self.path_probs, dtype=np.float64).reshape(-1)
-        for name, probs, n in (("speed_probs", self.speed_probs, 13), ("path_probs", self.path_probs, 9)):
-            if probs.shape != (n,):
-                raise ValueError(f"CommandResult.{name} must have shape ({n},), got {probs.shape}")
-            if not np.all(np.isfinite(probs)) or np.any(probs < 0) or abs(probs.sum() - 1.0) > 1e-4:
-                raise ValueError(f"CommandResult.{name} must be a probability vector, got {probs}")
-        if self.source not in SOURCES:
-            raise ValueError(f"CommandResult.source must be one of {SOURCES}, got {self.source!r}")
-        if not math.isfinite(self.latency_ms) or self.latency_ms < 0:
-            raise ValueError(f"CommandResult.latency_ms must be finite and >= 0, got {self.latency_ms}")
-
-    @property
-    def speed_name(self) -> str:
-        return SPEED_PLAN_COMMANDS[self.speed]
-
-    @property
-    def path_name(self) -> str:
-        return PATH_PLAN_COMMANDS[self.path]
-
-    def as_vector(self, soft: bool = False) -> np.ndarray:
-        """(22,) float32 planner input: speed then path, one-hot (as the GT labels in training) or the probabilities."""
-        if soft:
-            return np.concatenate([self.speed_probs, self.path_probs]).astype(np.float32)
-        return commands_one_hot(self.speed, self.path)
-
-    @classmethod
-    def fallback(cls, tick: int, latency_ms: float = 0.0, text: str = "") -> CommandResult:
-        """(Constant Speed Strict, Straight Strict) as one-hot tables."""
-        return cls(
-            FALLBACK_SPEED, FALLBACK_PATH, _one_hot(FALLBACK_SPEED, 13), _one_hot(FALLBACK_PATH, 9), "fallback",
-            latency_ms, tick, text,
-        )  # fmt: skip
-
-
-def commands_one_hot(speed: SpeedPlan | int, path: PathPlan | int) -> np.ndarray:
-    """(13 + 9,) float32 one-hot of a (speed, path) pair, e.g. the auto-labeller's training labels."""
-    v = np.zeros(len(SPEED_PLAN_COMMANDS) + len(PATH_PLAN_COMMANDS), dtype=np.float32)
-    v[int(SpeedPlan(int(speed)))] = 1.0
-    v[len(SPEED_PLAN_COMMANDS) + int(PathPlan(int(path)))] = 1.0
-    return v
-
-
-def _one_hot(index: int, n: int) -> np.ndarray:
-    v = np.zeros(n)
-    v[int(index)] = 1.0
-    return v
 
 
 @dataclass
@@ -468,10 +326,8 @@ class VLMCommandGuidance:
         )
         text = b.decode(out[0, inputs["input_ids"].shape[1] :].tolist())
         speed, path, used_fallback = resolve_commands(text)
-        return CommandResult(
-            speed, path, _one_hot(speed, 13), _one_hot(path, 9), "fallback" if used_fallback else "generation",
-            1000.0 * (time.perf_counter() - t0), tick, text,
-        )  # fmt: skip
+        source = "fallback" if used_fallback else "generation"
+        return CommandResult.certain(speed, path, source, 1000.0 * (time.perf_counter() - t0), tick, text)
 
 
 def _append_tokens(inputs: dict[str, torch.Tensor], ids: torch.Tensor) -> dict[str, torch.Tensor]:

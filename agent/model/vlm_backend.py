@@ -10,16 +10,14 @@ import inspect
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
+from agent.model.vlm_config import VLMConfig
 from agent.model.vlm_prompt import IMAGE_PLACEHOLDER, build_prompt, prompt_vocabulary, question_text, view_label
 from agent.types import NavigationCommand
-
-if TYPE_CHECKING:
-    from agent.model.vlm import VLMConfig
 
 log = logging.getLogger(__name__)
 

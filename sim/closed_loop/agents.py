@@ -20,10 +20,10 @@ import numpy as np
 
 from sim.closed_loop import shims
 from sim.closed_loop.dynamics import MKZ2020, DynamicsConfig
-from sim.closed_loop.world import Obstacles, corridor_lead
+from sim.closed_loop.world import Obstacles, corridor_lead, path_pose
 from sim.expert import ExpertConfig
 from sim.scene import TrafficLightState
-from sim.traffic import STOP_GAP, curvature_speed, idm_acceleration, idm_params_arrays, light_stop_positions
+from sim.traffic import STOP_GAP, curvature_speed, follower_acceleration, idm_params_arrays, light_stop_positions
 
 SPEEDOMETER = {"type": "sensor.speedometer", "reading_frequency": 20, "id": "SPEED"}
 
@@ -102,12 +102,12 @@ def longitudinal_controls(a_des: float, speed: float, cfg: DynamicsConfig = MKZ2
 def pure_pursuit_steer(path, s_rear: float, pose: np.ndarray, speed: float, cfg: DynamicsConfig = MKZ2020) -> float:
     """CARLA steer in [-1, 1] that points the rear axle's pure-pursuit arc at the path `lookahead` metres ahead."""
     lookahead = min(max(3.0 + 0.55 * abs(speed), 4.0), 20.0)
-    target = path.pose_at(np.array([s_rear + lookahead]))[0]
+    target = path_pose(path, s_rear + lookahead)
     dx, dy = target[0] - pose[0], target[1] - pose[1]
     alpha = math.atan2(dy, dx) - pose[2]
     ld = max(math.hypot(dx, dy), 1e-3)
     wheel = math.atan2(2.0 * cfg.wheelbase * math.sin(alpha), ld)
-    return min(max(-wheel / cfg.steer_gain_rad, -1.0), 1.0)
+    return min(max(-wheel / cfg.steer_gain(speed), -1.0), 1.0)
 
 
 class ExpertAgent(_Base):
@@ -156,13 +156,15 @@ class ExpertAgent(_Base):
         front = self.dyn.front_length
         width = 2 * self.dyn.half_width
         obs = world.obstacles(snap)
-        gap, v_lead, _ = corridor_lead(self.path, s_rear, front, width, obs, obs.valid.copy(), 0.5, 1.5)
-        # the same actors one second ahead (constant velocity): cut-ins and crossing pedestrians early
+        gap, v_lead, _ = corridor_lead(self.path, s_rear, front, width, obs, obs.valid.copy(), 0.5, 0.6)
+        # the same actors ahead in time (constant velocity): cut-ins early, and pedestrians about to cross
+        horizon = np.where(obs.is_pedestrian, 2.5, 1.0)
         ahead = Obstacles(
-            obs.xy + np.stack([np.cos(obs.heading), np.sin(obs.heading)], -1) * obs.speed[:, None] * 1.0,
+            obs.xy + np.stack([np.cos(obs.heading), np.sin(obs.heading)], -1) * (obs.speed * horizon)[:, None],
             obs.heading, obs.speed, obs.length, obs.width, obs.valid, obs.is_pedestrian, obs.is_vehicle,
         )  # fmt: skip
-        g2, v2, _ = corridor_lead(self.path, s_rear, front, width, ahead, ahead.valid & (np.abs(ahead.speed) > 0.3), 0.3, 1.5)
+        moving = ahead.valid & (np.abs(ahead.speed) > 0.3)
+        g2, v2, _ = corridor_lead(self.path, s_rear, front, width, ahead, moving, 0.3, 0.6)
         if g2 < gap:
             gap, v_lead = g2, min(v_lead, v2) if math.isfinite(gap) else v2
         f_s = s_rear + front
@@ -172,7 +174,9 @@ class ExpertAgent(_Base):
             if g < -0.5:
                 continue
             state = world.light_state(light)
-            if state == TrafficLightState.RED or (state == TrafficLightState.YELLOW and v * v / (2 * max(g, 0.1)) < 3.0):
+            if state == TrafficLightState.RED or (
+                state == TrafficLightState.YELLOW and v * v / (2 * max(g, 0.1)) < 3.0
+            ):
                 gs = g + min_gap - STOP_GAP
                 if gs < gap:
                     gap, v_lead = gs, 0.0
@@ -191,7 +195,7 @@ class ExpertAgent(_Base):
         dist = np.maximum(np.arange(len(window)) * 1.0, 1.0)
         a_curve = float(np.min((window**2 - v * v) / (2 * dist)))
         v_des = max(float(window[0]), 0.1)
-        a = idm_acceleration(
+        a = follower_acceleration(
             np.array([v]), np.array([v_des]), np.array([gap]), np.array([v_lead]), np.zeros(1), np.array([a_curve]),
             np.array([self.a_prev]), self.idm, world.dt,
         )  # fmt: skip
@@ -235,7 +239,8 @@ def load_agent_class(agent: str):
     if parent not in sys.path:
         sys.path.append(parent)  # the leaderboard puts the agent's folder on the path, as team_code does
     try:
-        spec.loader.exec_module(module)
+        with shims.leaderboard_modules():
+            spec.loader.exec_module(module)
     except Exception as e:
         sys.modules.pop(name, None)
         raise AgentLoadError(f"importing {path} failed: {type(e).__name__}: {e}") from e

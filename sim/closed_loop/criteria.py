@@ -160,7 +160,10 @@ class RouteCriteria:
                 self.index = i
         self.completion = 100.0 * self.accum[self.index] / max(self.accum[-1], 1e-9)
         goal = self.points[-1]
-        if self.completion > self.cfg.completion_threshold_pct and math.dist(ego.pose[:2], goal) < self.cfg.completion_distance_m:
+        if (
+            self.completion > self.cfg.completion_threshold_pct
+            and math.dist(ego.pose[:2], goal) < self.cfg.completion_distance_m
+        ):
             self.completion = 100.0
             self.done_route = True
 
@@ -265,7 +268,9 @@ class RouteCriteria:
         ego_mean = self._ms_ego / self._ms_n
         traffic = self._ms_traffic / self._ms_n
         pct = 100.0 if not (traffic > 0) else 100.0 * ego_mean / traffic
-        self.events["min_speed_infractions"].append(f"Average speed is {round(pct, 2)}% of the surrounding traffic's one")
+        self.events["min_speed_infractions"].append(
+            f"Average speed is {round(pct, 2)}% of the surrounding traffic's one"
+        )
         self._ms_ego = self._ms_traffic = 0.0
         self._ms_n = 0
 

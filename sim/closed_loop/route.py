@@ -38,8 +38,8 @@ B2D_SCENARIO_TYPES: dict[str, str] = {
     "red_light": "VanillaSignalizedTurnEncounterRedLight",
 }
 
-#: CARLA's default georeference for towns without one in their OpenDRIVE header (lat, lon).
-DEFAULT_GEOREFERENCE = (49.0, 8.0)
+#: CARLA's default georeference (lat, lon), used when a map has none (`agent.geometry.parse_opendrive_georeference`).
+DEFAULT_GEOREFERENCE = (42.0, 2.0)
 
 
 class RoadOption(enum.IntEnum):
@@ -85,7 +85,9 @@ class RouteSpec:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"RouteSpec.seed must be a non-negative integer, got {self.seed!r}")
         if self.family not in B2D_SCENARIO_TYPES:
-            raise ValueError(f"RouteSpec.family: unknown family {self.family!r}; choose from {sorted(B2D_SCENARIO_TYPES)}")
+            raise ValueError(
+                f"RouteSpec.family: unknown family {self.family!r}; choose from {sorted(B2D_SCENARIO_TYPES)}"
+            )
         if not (20.0 <= self.max_length_m <= 2000.0):
             raise ValueError(f"RouteSpec.max_length_m must be in [20, 2000], got {self.max_length_m}")
 
@@ -125,17 +127,24 @@ class Route:
         Transforms are CARLA's frame (y negated, yaw in degrees turning right) at the route point; RoadOption members
         are this module's `RoadOption` (an IntEnum with CARLA's values; agents compare `.value` or the int).
         """
-        lat, lon = geometry.world_to_gnss(self.points[:, 0], self.points[:, 1], lat_ref, lon_ref)
-        xyz = geometry.world_to_carla_location(np.column_stack([self.points, np.zeros(len(self.points))]))
-        yaw = geometry.heading_to_carla_yaw(self.headings)
-        gps, world = [], []
-        for i, opt in enumerate(self.options):
-            gps.append(({"lat": float(lat[i]), "lon": float(lon[i]), "z": 0.0}, opt))
-            tf = carla.Transform(
-                carla.Location(float(xyz[i, 0]), float(xyz[i, 1]), float(xyz[i, 2])), carla.Rotation(yaw=float(yaw[i]))
-            )
-            world.append((tf, opt))
-        return gps, world
+        return global_plan(self.points, self.headings, self.options, carla, lat_ref, lon_ref)
+
+
+def global_plan(points: np.ndarray, headings: np.ndarray, options, carla, lat_ref: float, lon_ref: float):
+    """Dense plans of a route given in our frame (see `Route.global_plan`)."""
+    points = np.asarray(points, dtype=np.float64)
+    lat, lon = geometry.world_to_gnss(points[:, 0], points[:, 1], lat_ref, lon_ref)
+    lat, lon = np.atleast_1d(lat), np.atleast_1d(lon)
+    xyz = geometry.world_to_carla_location(np.column_stack([points, np.zeros(len(points))]))
+    yaw = np.atleast_1d(geometry.heading_to_carla_yaw(np.asarray(headings, dtype=np.float64)))
+    gps, world = [], []
+    for i, opt in enumerate(options):
+        gps.append(({"lat": float(lat[i]), "lon": float(lon[i]), "z": 0.0}, opt))
+        tf = carla.Transform(
+            carla.Location(float(xyz[i, 0]), float(xyz[i, 1]), float(xyz[i, 2])), carla.Rotation(yaw=float(yaw[i]))
+        )
+        world.append((tf, opt))
+    return gps, world
 
 
 def build_route(spec: RouteSpec, dynamics: DynamicsConfig = MKZ2020) -> Route:

@@ -92,6 +92,7 @@ class RouteResult:
     ticks: int
     metric_info: list[dict]
     error: str | None = None  # traceback of an agent or simulation failure
+    config_string: str = ""  # the agent config string after this route (pass it to the next route)
 
 
 def save_name_for(spec: RouteSpec, scenario_type: str, when: float | None = None) -> str:
@@ -116,8 +117,11 @@ def _record(spec: RouteSpec, scenario_type: str, save_name: str, status: str, cr
         "num_infractions": sum(len(v) for v in events.values()),
         "infractions": {k: list(events.get(k, [])) for k in INFRACTION_KEYS},
         "scores": {k: round(float(v), 6) for k, v in scores.items()},
-        "meta": {"route_length": round(float(length), 3), "duration_game": round(game_s, 3),
-                 "duration_system": round(system_s, 3)},  # fmt: skip
+        "meta": {
+            "route_length": round(float(length), 3),
+            "duration_game": round(game_s, 3),
+            "duration_system": round(system_s, 3),
+        },  # fmt: skip
         "town_name": spec.town,
         "family": spec.family,
         "seed": spec.seed,
@@ -169,15 +173,16 @@ def run_route(
         logger.error("route %s could not be built:\n%s", rspec.route_id, tb)
         name = save_name or save_name_for(rspec, "Unknown")
         rec = _record(rspec, "Unknown", name, C.FAILED_SIM_CRASHED, None, 0.0, 0.0, time.perf_counter() - t_wall)
-        return RouteResult(rec, 0, [], tb)
+        return RouteResult(rec, 0, [], tb, agent_config)
     name = save_name or save_name_for(rspec, route.scenario_type)
+    grown = agent_config + "+" + name  # the evaluator's `args.agent_config` grows by one +save_name per route
 
     def finish(status: str, crit, ticks: int, metric: list, error: str | None = None) -> RouteResult:
         if crit is not None:
             crit.finish()
         rec = _record(rspec, route.scenario_type, name, status, crit, route.length, ticks * cfg.dt,
                       time.perf_counter() - t_wall)  # fmt: skip
-        return RouteResult(rec, ticks, metric, error)
+        return RouteResult(rec, ticks, metric, error, grown)
 
     with _SaveEnv(cfg.save_path):
         # ---- agent construction, as the evaluator does it
@@ -190,7 +195,7 @@ def run_route(
             lat_ref, lon_ref = cfg.georeference
             gps, world_plan = route.global_plan(carla, lat_ref, lon_ref)
             instance.set_global_plan(gps, world_plan)
-            instance.setup(agent_config + "+" + name if agent_config else name)
+            instance.setup(grown)
         except (AgentLoadError, Exception):
             tb = traceback.format_exc()
             logger.error("agent could not be set up for route %s:\n%s", rspec.route_id, tb)
@@ -238,11 +243,11 @@ def _drive(route: Route, agent, hero: HeroActor, cfg: RunnerConfig, on_tick, fin
 
     tick = 0
     frame = 1000
+    snap = world.snapshot(ego)
+    state["snap"] = snap
     while True:
         try:
-            snap = world.snapshot(ego)
-            state["snap"] = snap
-            data = suite.read(frame + tick, tick, ego, lambda: world.scene_at(ego, snap))
+            data = suite.read(frame + tick, tick, ego, lambda e=ego, s=snap: world.scene_at(e, s))
         except Exception:
             return finish(C.FAILED_SIM_CRASHED, crit, tick, metric, traceback.format_exc())
         try:
@@ -261,7 +266,7 @@ def _drive(route: Route, agent, hero: HeroActor, cfg: RunnerConfig, on_tick, fin
             ego = step_vehicle(ego, control, cfg.dt, cfg.dynamics)
             state["ego"] = ego
             hero.state = ego
-            world.tick(ego)
+            world.tick(ego, snap)
             snap = world.snapshot(ego)
             state["snap"] = snap
             failure = crit.update(tick, ego, snap, cfg.dt)

@@ -28,6 +28,21 @@ ACCEL_NOISE = (0.001, 0.001, 0.015)
 GYRO_NOISE = 0.001
 
 
+def rgb_to_bgra(img: np.ndarray) -> np.ndarray:
+    """(H, W, 3) RGB -> (H, W, 4) BGRA with opaque alpha, as CARLA's camera delivers it. OpenCV (the `dev` and
+    `carla` extras) does it ten times faster than numpy's strided copy, which is the fallback."""
+    try:
+        import cv2
+    except ImportError:
+        cv2 = None
+    if cv2 is not None:
+        return cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2BGRA)
+    bgra = np.empty(img.shape[:2] + (4,), dtype=np.uint8)
+    bgra[..., :3] = img[..., ::-1]
+    bgra[..., 3] = 255
+    return bgra
+
+
 @dataclass
 class SensorRig:
     """The agent's declared sensors, grouped by what we produce for them."""
@@ -48,7 +63,11 @@ class SensorRig:
                     float(s["x"]), float(s["y"]), float(s["z"]), float(s["roll"]), float(s["pitch"]), float(s["yaw"]),
                     B2D_REAR_AXLE_OFFSET,
                 )  # fmt: skip
-                cams.append(CameraSpec(str(s["id"]), x, y, z, yaw, float(s["fov"]), int(s["width"]), int(s["height"]), pitch, roll))
+                cams.append(
+                    CameraSpec(
+                        str(s["id"]), x, y, z, yaw, float(s["fov"]), int(s["width"]), int(s["height"]), pitch, roll
+                    )
+                )
             elif t == "sensor.other.gnss":
                 gnss.append(s)
             elif t == "sensor.other.imu":
@@ -85,10 +104,7 @@ class SensorSuite:
             scene = render_scene()
             rgb = render_cameras(scene, 0, self.rig.cameras, ego_pose=ego.pose)
             for name, img in rgb.items():
-                bgra = np.empty(img.shape[:2] + (4,), dtype=np.uint8)
-                bgra[..., :3] = img[..., ::-1]
-                bgra[..., 3] = 255
-                data[name] = (frame, bgra)
+                data[name] = (frame, rgb_to_bgra(img))
         for s in self.rig.gnss:
             data[s["id"]] = (frame, self._gnss(ego, s))
         for s in self.rig.imu:
@@ -160,4 +176,3 @@ class HeroActor:
 
     def get_angular_velocity(self):
         return self._carla.Vector3D(0.0, 0.0, -math.degrees(self.state.yaw_rate))
-

@@ -3,7 +3,7 @@
 A route starts from a scenario family's scene at its first logged step (`sim.scenarios.build_scene`) and keeps what
 made the scene: the map, the traffic-light plan (cycling for as long as the route lasts), static objects (parked cars,
 cones, barriers), pedestrians on their scripted walks, and every vehicle on its lane path. Vehicles are re-simulated
-online each tick with the scene generator's IDM law (`sim.traffic.idm_acceleration`): their leads are whatever
+online each tick with the scene generator's IDM law (`sim.traffic.follower_acceleration`): their leads are whatever
 occupies their path corridor ahead (other vehicles, pedestrians, static objects and the ego, which they see like any
 other car), red and yellow lights at stop lines, and stop signs (a full stop, then go). Scripted actors keep their
 scripts (a cut-in's lane-change path, a lead's hard-brake profile) and fall back to IDM once the script ends.
@@ -20,14 +20,24 @@ import numpy as np
 
 from sim.closed_loop.dynamics import MKZ2020, DynamicsConfig, VehicleState
 from sim.scenarios.build import SceneBuild, boxes_overlap
-from sim.scene import AGENT_DIM, EGO_DIM, Agents, AgentType, EgoParams, Scene, TrafficLight, TrafficLightState, box_corners
+from sim.scene import (
+    AGENT_DIM,
+    EGO_DIM,
+    Agents,
+    AgentType,
+    EgoParams,
+    Scene,
+    TrafficLight,
+    TrafficLightState,
+    box_corners,
+)
 from sim.traffic import (
     PATH_SPACING,
     STOP_GAP,
     IDMParams,
     Path,
     curvature_speed,
-    idm_acceleration,
+    follower_acceleration,
     idm_params_arrays,
     light_stop_positions,
 )
@@ -57,7 +67,7 @@ class WorldConfig:
     """
 
     corridor_margin: float = 0.4
-    pedestrian_margin: float = 1.2
+    pedestrian_margin: float = 0.5
     stop_sign_wait_s: float = 1.5
     lookahead_m: float = 60.0
 
@@ -82,6 +92,13 @@ def ego_params_of(cfg: DynamicsConfig = MKZ2020) -> EgoParams:
         wheelbase=cfg.wheelbase,
         height=cfg.height,
     )
+
+
+def path_pose(path: Path, s: float) -> np.ndarray:
+    """(x, y, heading) at arc length `s`, linear between the path's 0.5 m vertices (cheaper than its spline)."""
+    s = min(max(float(s), 0.0), float(path.s[-1]))
+    return np.array([np.interp(s, path.s, path.xy[:, 0]), np.interp(s, path.s, path.xy[:, 1]),
+                     np.interp(s, path.s, path.heading)])  # fmt: skip
 
 
 @dataclass
@@ -115,7 +132,7 @@ def corridor_lead(
     bumper-to-obstacle gap along the path (inf if none), the obstacle's speed along the path (>= 0), and its index
     (-1 if none). A stopped vehicle crossing the path is not a lead (it waits for us; this breaks junction deadlocks).
     """
-    p0 = path.pose_at(np.array([s]))[0]
+    p0 = path_pose(path, s)
     near = mask & (np.abs(obs.xy[:, 0] - p0[0]) < radius) & (np.abs(obs.xy[:, 1] - p0[1]) < radius)
     if not near.any():
         return math.inf, 0.0, -1
@@ -203,10 +220,57 @@ class LivingWorld:
         # scripted walkers and static objects: their logged rows of the scene
         moving_ids = {m.id for m in build.moving}
         self._kin_idx = np.array([i for i, aid in enumerate(scene.agents.ids) if aid not in moving_ids], dtype=int)
+        self._init_walk_modes()
         self._vehicles = self._init_vehicles([m for m in build.moving if m.id in kept])
         self.light_ids = tuple(self._lights)
 
     # ------------------------------------------------------------------------------------------------ set-up
+    def _init_walk_modes(self) -> None:
+        """How scripted walkers go on after the logged horizon: standing still (static objects, walks that ended),
+        walking on at constant velocity until 2 m off the road (a crossing still in progress), or walking their
+        logged sidewalk stretch back and forth (everyone else)."""
+        ag, idx = self.scene.agents, self._kin_idx
+        last = ag.states[idx, -1]
+        speed = np.hypot(last[:, 3], last[:, 4])
+        on_road = self.map.in_drivable_area(last[:, :2]) if len(idx) else np.zeros(0, bool)
+        self._walk_mode = np.where(speed < 0.1, 0, np.where(on_road, 1, 2))
+        self._walk_off_s = np.zeros(len(idx))
+        for r in np.nonzero(self._walk_mode == 1)[0]:
+            v = last[r, 3:5]
+            t = np.arange(1, 301) * 0.1
+            pts = last[r, :2] + t[:, None] * v
+            off = ~self.map.in_drivable_area(pts)
+            k = int(np.argmax(off)) if off.any() else len(t) - 1
+            self._walk_off_s[r] = t[k] + 2.0 / max(float(np.hypot(*v)), 0.1)
+
+    def _kinematic_states(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(xy, heading, speed, valid) of the scripted walkers and static objects now."""
+        ag, idx = self.scene.agents, self._kin_idx
+        t_end = self.scene.num_steps - 1
+        k = self.time_s / self.scene_dt
+        if k <= t_end:
+            st = ag.states[idx, int(round(k))]
+            return st[:, :2], st[:, 2], np.hypot(st[:, 3], st[:, 4]), ag.valid[idx, int(round(k))]
+        extra = (k - t_end) * self.scene_dt
+        last = ag.states[idx, -1]
+        xy, heading = last[:, :2].copy(), last[:, 2].copy()
+        speed = np.zeros(len(idx))
+        valid = ag.valid[idx, -1].copy()
+        walk_on = self._walk_mode == 1
+        if walk_on.any():
+            tt = np.minimum(extra, self._walk_off_s[walk_on])
+            xy[walk_on] = last[walk_on, :2] + tt[:, None] * last[walk_on, 3:5]
+            speed[walk_on] = np.where(extra < self._walk_off_s[walk_on], np.hypot(*last[walk_on, 3:5].T), 0.0)
+        back = self._walk_mode == 2
+        if back.any():
+            phase = int(round(extra / self.scene_dt)) % (2 * t_end)
+            i = t_end - phase if phase < t_end else phase - t_end
+            st = ag.states[idx[back], i]
+            xy[back] = st[:, :2]
+            heading[back] = st[:, 2] + (np.pi if phase < t_end else 0.0)
+            speed[back] = np.hypot(st[:, 3], st[:, 4])
+        return xy, heading, speed, valid
+
     def _init_vehicles(self, moving) -> _Vehicles:
         n = len(moving)
         win = int(self.cfg.lookahead_m / PATH_SPACING)
@@ -246,6 +310,16 @@ class LivingWorld:
         return min(int(round(self.time_s / self.scene_dt)), self.scene.num_steps - 1)
 
     def light_state(self, light_id: str) -> TrafficLightState:
+        cache = self.__dict__.setdefault("_light_cache", {})
+        if cache.get("t") != self.time_s:
+            cache.clear()
+            cache["t"] = self.time_s
+        state = cache.get(light_id)
+        if state is None:
+            state = cache[light_id] = self._light_state(light_id)
+        return state
+
+    def _light_state(self, light_id: str) -> TrafficLightState:
         if self._plan is not None:
             return TrafficLightState(int(self._plan.states(light_id, np.array([self.time_s]), self._plan_offset)[0]))
         tl = self._lights[light_id]
@@ -255,18 +329,21 @@ class LivingWorld:
         return {lid: self.light_state(lid) for lid in self._lights}
 
     def _vehicle_poses(self) -> np.ndarray:
+        """Vehicles' centre poses, linearly interpolated on their 0.5 m paths (cached until they move)."""
         veh = self._vehicles
+        cached = self.__dict__.get("_poses")
+        if cached is not None and cached[0] is veh.s:
+            return cached[1]
         out = np.zeros((len(veh.ids), 3))
         for i, p in enumerate(veh.paths):
-            out[i] = p.pose_at(np.array([veh.s[i]]))[0]
+            out[i] = path_pose(p, veh.s[i])
+        self._poses = (veh.s, out)
         return out
 
     def snapshot(self, ego: VehicleState) -> WorldSnapshot:
-        k = self.scene_step
         ag = self.scene.agents
         idx = self._kin_idx
-        st = ag.states[idx, k]
-        kin_speed = np.hypot(st[:, 3], st[:, 4])
+        kin_xy, kin_h, kin_speed, kin_valid = self._kinematic_states()
         veh = self._vehicles
         poses = self._vehicle_poses()
         n_k, n_v = len(idx), len(veh.ids)
@@ -275,23 +352,23 @@ class LivingWorld:
             ego=ego,
             ids=tuple(ag.ids[i] for i in idx) + tuple(veh.ids),
             types=np.concatenate([ag.types[idx], veh.types]).astype(np.int8),
-            xy=np.concatenate([st[:, :2], poses[:, :2]]).reshape(n_k + n_v, 2),
-            heading=np.concatenate([st[:, 2], poses[:, 2]]),
+            xy=np.concatenate([kin_xy, poses[:, :2]]).reshape(n_k + n_v, 2),
+            heading=np.concatenate([kin_h, poses[:, 2]]),
             speed=np.concatenate([kin_speed, veh.v]),
             sizes=np.concatenate([ag.sizes[idx], veh.sizes]).reshape(n_k + n_v, 3),
-            valid=np.concatenate([ag.valid[idx, k], veh.active]),
+            valid=np.concatenate([kin_valid, veh.active]),
             background=np.concatenate([np.zeros(n_k, bool), ~veh.scripted]),
             light_states=self.light_states(),
         )
 
     # ------------------------------------------------------------------------------------------------ tick
-    def tick(self, ego: VehicleState) -> None:
-        """Advance vehicles (seeing `ego` at its current state), walkers and lights by one `dt`."""
+    def tick(self, ego: VehicleState, snap: WorldSnapshot | None = None) -> None:
+        """Advance vehicles (seeing `ego` at its current state), walkers and lights by one `dt`; `snap` is this
+        tick's snapshot when the caller already has it."""
         veh = self._vehicles
         n = len(veh.ids)
         if n:
-            snap = self.snapshot(ego)
-            self._step_vehicles(snap, ego)
+            self._step_vehicles(snap if snap is not None else self.snapshot(ego), ego)
         self.time_s += self.dt
 
     def _step_vehicles(self, snap: WorldSnapshot, ego: VehicleState) -> None:
@@ -348,7 +425,7 @@ class LivingWorld:
         v_des = np.maximum(caps[:, 0], 0.1)
         ahead = np.maximum(win_idx * PATH_SPACING, 1.0)
         a_curve = np.min((caps**2 - (veh.v**2)[:, None]) / (2 * ahead[None]), axis=1)
-        a = idm_acceleration(veh.v, v_des, gap, v_lead, a_lead, a_curve, veh.a, veh.idm, dt)
+        a = follower_acceleration(veh.v, v_des, gap, v_lead, a_lead, a_curve, veh.a, veh.idm, dt)
         step = int(self.time_s / self.scene_dt)
         for i, ov in enumerate(veh.override):
             if ov is not None and step < len(ov) and np.isfinite(ov[step]):
@@ -384,7 +461,8 @@ class LivingWorld:
         e = self.ego_params
         c = ego.centre(self.dynamics)
         near = snap.valid & (
-            np.hypot(*(snap.xy - c).T) < (np.hypot(snap.sizes[:, 0], snap.sizes[:, 1]) + math.hypot(e.length, e.width)) / 2
+            np.hypot(*(snap.xy - c).T)
+            < (np.hypot(snap.sizes[:, 0], snap.sizes[:, 1]) + math.hypot(e.length, e.width)) / 2
         )
         idx = np.nonzero(near)[0]
         if not idx.size:

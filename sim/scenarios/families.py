@@ -15,7 +15,7 @@ from sim import roads
 from sim.expert import ExpertConfig
 from sim.roads import LANE_WIDTH, RoadMap
 from sim.scenarios.build import SceneBuild
-from sim.scene import AgentType
+from sim.scene import SPEED_LIMIT_40_KMH, SPEED_LIMIT_50_KMH, SPEED_LIMIT_60_KMH, AgentType
 from sim.traffic import IDMParams, four_way_plan
 
 W = LANE_WIDTH
@@ -44,7 +44,7 @@ def _fwd_route(road: roads.RoadHandle) -> list[str]:
 def straight_road(b: SceneBuild, bg: int, peds: int) -> None:
     rng = b.rng
     n_fwd, n_bwd = int(rng.integers(2, 4)), int(rng.integers(1, 3))
-    limit = float(rng.choice([11.11, 13.89, 16.67]))
+    limit = float(rng.choice([SPEED_LIMIT_40_KMH, SPEED_LIMIT_50_KMH, SPEED_LIMIT_60_KMH]))
     carpark = bool(rng.random() < 0.35)
     b.road = roads.straight_road(300.0, n_fwd, n_bwd, limit, carpark=carpark)
     main = b.road.roads["main"]
@@ -81,7 +81,7 @@ def curve(b: SceneBuild, bg: int, peds: int) -> None:
     radius = rng.uniform(120.0, 220.0)
     angle = rng.uniform(math.radians(45), math.radians(90)) * (1 if rng.random() < 0.5 else -1)
     n_fwd, n_bwd = int(rng.integers(1, 3)), int(rng.integers(1, 3))
-    limit = float(rng.choice([11.11, 13.89]))
+    limit = float(rng.choice([SPEED_LIMIT_40_KMH, SPEED_LIMIT_50_KMH]))
     b.road = roads.curved_road(radius, angle, rng.uniform(40.0, 70.0), 180.0, n_fwd, n_bwd, limit)
     main = b.road.roads["main"]
     k = int(rng.integers(n_fwd))
@@ -200,7 +200,7 @@ def lane_change(b: SceneBuild, bg: int, peds: int) -> None:
     """Overtake a slow lead by changing to the left lane."""
     rng = b.rng
     n_fwd = int(rng.integers(2, 4))
-    limit = 13.89
+    limit = SPEED_LIMIT_50_KMH
     b.road = roads.straight_road(320.0, n_fwd, int(rng.integers(1, 3)), limit)
     main = b.road.roads["main"]
     k = int(rng.integers(1, n_fwd))
@@ -249,7 +249,7 @@ def static_obstacle(b: SceneBuild, bg: int, peds: int) -> None:
     """A parked car or a construction zone blocks the ego's lane; the ego changes into the lane on its left."""
     rng = b.rng
     n_fwd = int(rng.integers(2, 4))
-    b.road = roads.straight_road(320.0, n_fwd, int(rng.integers(1, 3)), 13.89)
+    b.road = roads.straight_road(320.0, n_fwd, int(rng.integers(1, 3)), SPEED_LIMIT_50_KMH)
     main = b.road.roads["main"]
     k = int(rng.integers(1, n_fwd))
     v_e = rng.uniform(7.0, 11.0)
@@ -289,7 +289,7 @@ def cut_in(b: SceneBuild, bg: int, peds: int) -> None:
     """A faster vehicle from the neighbouring lane cuts in ahead of the ego, which eases off to restore its gap."""
     rng = b.rng
     n_fwd = int(rng.integers(2, 4))
-    limit = 13.89
+    limit = SPEED_LIMIT_50_KMH
     b.road = roads.straight_road(320.0, n_fwd, int(rng.integers(1, 3)), limit)
     main = b.road.roads["main"]
     k = int(rng.integers(n_fwd))
@@ -319,7 +319,7 @@ def pedestrian_crossing(b: SceneBuild, bg: int, peds: int) -> None:
     v_e = rng.uniform(7.0, 10.0)
     s0 = rng.uniform(10.0, 20.0)
     xc = s0 + v_e * 2.0 + rng.uniform(40.0, 60.0)
-    b.road = roads.straight_road(300.0, n_fwd, n_bwd, 13.89, crosswalk_at=xc)
+    b.road = roads.straight_road(300.0, n_fwd, n_bwd, SPEED_LIMIT_50_KMH, crosswalk_at=xc)
     main = b.road.roads["main"]
     k = int(rng.integers(n_fwd))
     b.set_ego(b.path([main.fwd[k]]), s0, v_e, _fwd_route(main))
@@ -341,7 +341,7 @@ def hard_brake(b: SceneBuild, bg: int, peds: int) -> None:
     """The lead vehicle brakes hard to a stop; the expert brakes hard too (beyond comfort) and stays clear."""
     rng = b.rng
     n_fwd = int(rng.integers(1, 3))
-    limit = 13.89
+    limit = SPEED_LIMIT_50_KMH
     b.road = roads.straight_road(320.0, n_fwd, int(rng.integers(1, 3)), limit)
     main = b.road.roads["main"]
     k = int(rng.integers(n_fwd))

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from agent.config import PreprocessConfig, SelectionConfig, load_preset
-from agent.policy import DrivingPolicy, PlanResult
+from agent.contract import CommandResult, Planner, PlanResult
+from agent.model.vlm import VLMCommandGuidance
+from agent.policy import DrivingPolicy
 from agent.preprocess import image_transform, preprocess_cameras
 from agent.selection import box_corners, boxes_overlap, collision_check, offroad_fraction, select_candidate
 from agent.types import EgoStatus, NavigationCommand, Observation, bench2drive_rig, model_rig
@@ -157,16 +159,31 @@ def test_policy_from_full_resolution_rig_with_jpeg():
 
 
 def test_policy_with_tiny_vlm_commands():
-    pol = DrivingPolicy.from_config(load_preset("tiny"))
-    r = pol.step(observation(3))
-    assert r.commands.source in ("likelihood", "generation", "fallback")
-    assert r.commands.speed_probs.sum() == pytest.approx(1.0) and r.commands.path_probs.sum() == pytest.approx(1.0)
+    """The VLM is built with the policy (not at the first step), on the policy's device, and its decision is exactly
+    the one the same guidance gives on its own for the same inputs."""
+    cfg = load_preset("tiny")
+    pol = DrivingPolicy.from_config(cfg)
+    assert isinstance(pol.vlm, VLMCommandGuidance) and pol.vlm.backend.device == pol.device
+    assert pol.vlm.num_vlm_calls == 0
+    obs = observation(3)
+    r = pol.step(obs)
     pol.close()
+    alone = VLMCommandGuidance(cfg.vlm)
+    ref = alone.commands(obs.images, obs.ego.speed, obs.ego.command, 0)
+    alone.close()
+    assert r.commands.source == "likelihood"  # the tiny backend scores every command; no fallback
+    assert (r.commands.speed, r.commands.path) == (ref.speed, ref.path)
+    np.testing.assert_allclose(r.commands.speed_probs, ref.speed_probs, rtol=1e-6)
+    np.testing.assert_allclose(r.commands.path_probs, ref.path_probs, rtol=1e-6)
+
+
+def test_policy_implements_the_contract(policy):
+    assert isinstance(policy, Planner)
+    assert isinstance(policy.step(observation(5)), PlanResult)
 
 
 def test_policy_feeds_the_latched_command_as_one_hot():
     """The planner gets the chosen command (one-hot, as in training), not the VLM's soft probability table."""
-    from agent.model.vlm import CommandResult
     from agent.types import PathPlan, SpeedPlan
 
     speed_probs = np.full(13, 0.5 / 12)

@@ -20,14 +20,15 @@ from epdms_fixtures import (
     straight_road,
 )
 
+from agent.epdms_metrics import DAC, DDC, EC, EP, HC, LK, NC, TLC, TTC
 from navsim_eval import metrics
 from navsim_eval.api import score_proposals
 from navsim_eval.comfort import comfort_flags, two_frame_extended_comfort
-from navsim_eval.config import DAC, DDC, EC, EP, HC, LK, NC, TLC, TTC, IDMTrafficConfig, ScorerConfig
+from navsim_eval.config import IDMTrafficConfig, ScorerConfig
 from navsim_eval.mapquery import MapQueries
 from navsim_eval.scorer import normalise_progress
 from navsim_eval.simulation import S_AX, simulate_plans
-from sim.scene import AgentType, EgoParams, TrafficLightState
+from sim.scene import SPEED_LIMIT_50_KMH, AgentType, EgoParams, TrafficLightState
 
 V = AgentType.VEHICLE
 CFG = ScorerConfig()
@@ -446,7 +447,7 @@ def test_reactive_vehicle_keeps_its_lane_speed_limit():
     obs = idm_reactive(scene, build_observation(scene), states, P, IDMTrafficConfig(model="logged_path"))
     speed = obs.states[0, 0, :, 3]
     assert np.all(np.diff(speed) >= -1e-9)
-    assert 13.0 <= speed[-1] <= 13.89
+    assert 13.0 <= speed[-1] <= SPEED_LIMIT_50_KMH
 
 
 def _junction_with_stop_line(state):
@@ -545,7 +546,7 @@ def test_pdm_closed_unrolls_batch_idm_by_hand():
     # BatchIDMPolicy: exponent 10, forward Euler (x += dt v, then v += dt a).
     scene = straight_road()
     r = score_proposals(scene, straight_plan(10.0), stage_one=False)
-    vmax, a_max, b_max, gap0, head = 13.89, 1.5, 3.0, 1.0, 1.5
+    vmax, a_max, b_max, gap0, head = SPEED_LIMIT_50_KMH, 1.5, 3.0, 1.0, 1.5
     half_len = (P.front_length + P.rear_length) / 2
     best_x, best = None, None
     for target in np.array([0.2, 0.4, 0.6, 0.8, 1.0]) * vmax:  # the free-road winner is the fastest profile

@@ -12,6 +12,7 @@ import pytest
 from navsim_eval.config import IDMTrafficConfig
 from navsim_eval.observation import build_observation
 from navsim_eval.simulation import S_HEADING, S_VX, S_X, S_Y
+from sim.scene import SPEED_LIMIT_50_KMH as LIMIT  # the fixtures' lane speed limit, 13.89 m/s
 from sim.scene import AgentType, EgoParams, TrafficLightState
 from tests.navsim_eval.epdms_fixtures import agent_track, junction, make_agents, straight_road
 
@@ -43,11 +44,11 @@ def test_lone_vehicle_steps_with_nuplan_idm_towards_its_lane_end():
     scene = straight_road([("car", V, (5.0, 2.0), agent_track(60.0, 0.0, 13.0))])
     obs = _run(scene, _ego_states(np.zeros(41)))  # the ego stands behind it, out of its way
     s_star = 1.0 + 13.0 * 1.5 + 13.0 * 13.0 / (2.0 * np.sqrt(2.0))
-    acc = 1.0 - (13.0 / 13.89) ** 4 - (s_star / 237.5) ** 2
+    acc = 1.0 - (13.0 / LIMIT) ** 4 - (s_star / 237.5) ** 2
     assert obs.states[0, 0, 1, 0] == pytest.approx(60.0 + 0.1 * 13.0, abs=1e-9)
     assert obs.states[0, 0, 1, 3] == pytest.approx(13.0 + 0.1 * acc, abs=1e-9)
     # the lane end 237 m ahead already takes 0.11 m/s^2 off the free-road acceleration 1 - (13 / 13.89)^4
-    assert obs.states[0, 0, 1, 3] < 13.0 + 0.1 * (1.0 - (13.0 / 13.89) ** 4) - 0.01
+    assert obs.states[0, 0, 1, 3] < 13.0 + 0.1 * (1.0 - (13.0 / LIMIT) ** 4) - 0.01
 
 
 def test_vehicle_is_snapped_onto_its_lane_centreline():

@@ -1,47 +1,35 @@
-"""A stand-in for the Bench2Drive leaderboard, for closed-loop tests of the agent without CARLA.
+"""Closed-loop test helpers for the CARLA agent, built on the product's leaderboard stand-in (`sim.closed_loop`).
 
-It plays the evaluator: builds the agent as `leaderboard_evaluator.py` does (entry point, `cls(host, port, debug)`,
-`set_global_plan(gps, world)`, `setup(config + "+" + save_name)` with the string growing per route), then each tick
-produces the leaderboard's `input_data` (BGRA cameras, GNSS from CARLA's projection written out independently here,
-IMU, speedometer), calls the agent, and applies its `carla.VehicleControl` to a kinematic bicycle with a simple
-throttle / brake response.
+The evaluator's construction order, the dense global plan with RoadOptions, the Lincoln MKZ 2020 dynamics, the hero
+actor and the sensors (GNSS, IMU, speedometer with the leaderboard's frames, units and noise) all come from
+`sim.closed_loop`; this module only adds what these tests need beyond a scene route: arbitrary centrelines, a frame
+source of their choice, and a policy with known behaviour (`RouteFollowingPolicy`).
 
-Frames: our right-handed world (x, y, heading CCW) for the vehicle state; the sensors and the hero actor speak CARLA
-(y negated, yaw in degrees turning right).
+Frames: our right-handed world (x, y, heading CCW) for the vehicle state; the sensors and the hero actor speak CARLA.
 """
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import carla  # the real wheel or tests/team_code/fake_carla (see conftest.py)
+import carla  # the real wheel or the product's stand-in (see conftest.py)
 import numpy as np
 
+from agent.contract import PlanResult
+from agent.geometry import absolute_to_relative
+from agent.types import Trajectory
+from sim.closed_loop.dynamics import MKZ2020, VehicleState, step_vehicle
+from sim.closed_loop.route import RoadOption, global_plan
+from sim.closed_loop.sensors import HeroActor, SensorRig, SensorSuite
+
 R_EARTH = 6378137.0
-#: CARLA vehicle origin (box centre) ahead of the Lincoln MKZ's rear axle.
-CENTRE_AHEAD_OF_REAR_AXLE = 1.39
-#: GNSS antenna behind the box centre (Bench2Drive mount x = -1.4).
-ANTENNA_BEHIND_CENTRE = 1.4
 
 
-class RoadOption(enum.IntEnum):
-    """Values of CARLA's `agents.navigation.local_planner.RoadOption`."""
-
-    VOID = -1
-    LEFT = 1
-    RIGHT = 2
-    STRAIGHT = 3
-    LANEFOLLOW = 4
-    CHANGELANELEFT = 5
-    CHANGELANERIGHT = 6
-
-
-# ------------------------------------------------------------------------------------------------ GNSS (CARLA's)
 def location_to_gps(lat_ref: float, lon_ref: float, x_carla: float, y_carla: float) -> tuple[float, float]:
-    """CARLA's Mercator projection as documented for `_location_to_gps` (written out here, independent of the agent)."""
+    """CARLA's Mercator projection as documented for `_location_to_gps`, written out independently of the product
+    (a test oracle for the agent's localisation)."""
     scale = math.cos(lat_ref * math.pi / 180.0)
     mx = scale * lon_ref * math.pi * R_EARTH / 180.0 + x_carla
     my = scale * R_EARTH * math.log(math.tan((90.0 + lat_ref) * math.pi / 360.0)) - y_carla
@@ -88,93 +76,31 @@ def project(points: np.ndarray, xy: np.ndarray) -> tuple[float, float]:
 def build_global_plan(
     centreline: np.ndarray, lat_ref: float, lon_ref: float, options: Callable[[float], int] | None = None
 ) -> tuple[list, list]:
-    """The leaderboard's dense (1 m) plan: [({'lat','lon','z'}, RoadOption)] and [(carla.Transform, RoadOption)]."""
+    """The leaderboard's dense (1 m) plan of a centreline: [({'lat','lon','z'}, RoadOption)] and
+    [(carla.Transform, RoadOption)], built by the product (`sim.closed_loop.route.global_plan`)."""
     pts = resample(centreline, 1.0)
     s = arclength(pts)
     d = np.diff(pts, axis=0)
-    heading = np.arctan2(d[:, 1], d[:, 0])
-    heading = np.append(heading, heading[-1])
-    gps, world = [], []
-    for (x, y), h, si in zip(pts, heading, s):
-        opt = RoadOption(options(si) if options else RoadOption.LANEFOLLOW)
-        lat, lon = location_to_gps(lat_ref, lon_ref, x, -y)
-        gps.append(({"lat": lat, "lon": lon, "z": 0.0}, opt))
-        world.append((carla.Transform(carla.Location(x, -y, 0.0), carla.Rotation(yaw=-math.degrees(h))), opt))
-    return gps, world
+    heading = np.append(np.arctan2(d[:, 1], d[:, 0]), math.atan2(d[-1, 1], d[-1, 0]))
+    opts = [RoadOption(options(si) if options else RoadOption.LANEFOLLOW) for si in s]
+    return global_plan(pts, heading, opts, carla, lat_ref, lon_ref)
 
 
 # ------------------------------------------------------------------------------------------------ vehicle model
-@dataclass
-class VehicleParams:
-    wheelbase: float = 2.87
-    max_steer: float = math.radians(70.0)
-    steer_rate: float = 4.0  # steering command units per second (first-order limit)
-    max_accel: float = 4.0  # m/s^2 at full throttle, fading towards v_max
-    v_max: float = 30.0
-    brake_decel: float = 7.0  # m/s^2 at full brake
-    drag: float = 0.2  # m/s^2 rolling resistance when moving
-
-
-@dataclass
 class KinematicVehicle:
-    """Kinematic bicycle about the rear axle with first-order steering and a throttle / brake acceleration model."""
+    """The product's Lincoln MKZ 2020 model (`sim.closed_loop.dynamics`) behind a mutable handle, rear-axle pose."""
 
-    x: float
-    y: float
-    heading: float
-    speed: float = 0.0
-    params: VehicleParams = field(default_factory=VehicleParams)
-    steer: float = 0.0
-    accel: float = 0.0
-    yaw_rate: float = 0.0
+    def __init__(self, x: float, y: float, heading: float, speed: float = 0.0) -> None:
+        self.state = VehicleState(x, y, heading, speed)
 
     def apply(self, control, dt: float) -> None:
-        p = self.params
-        target = float(np.clip(control.steer, -1.0, 1.0))
-        self.steer += float(np.clip(target - self.steer, -p.steer_rate * dt, p.steer_rate * dt))
-        a = p.max_accel * float(control.throttle) * max(0.0, 1.0 - self.speed / p.v_max)
-        a -= p.brake_decel * float(control.brake) + (p.drag if self.speed > 0 else 0.0)
-        v_new = max(0.0, self.speed + a * dt)
-        self.accel = (v_new - self.speed) / dt
-        delta = -self.steer * p.max_steer  # CARLA steer > 0 turns right = negative heading rate here
-        self.yaw_rate = v_new * math.tan(delta) / p.wheelbase
-        v_mid = 0.5 * (self.speed + v_new)
-        h_mid = self.heading + 0.5 * self.yaw_rate * dt
-        self.x += v_mid * math.cos(h_mid) * dt
-        self.y += v_mid * math.sin(h_mid) * dt
-        self.heading = math.atan2(
-            math.sin(self.heading + self.yaw_rate * dt), math.cos(self.heading + self.yaw_rate * dt)
-        )
-        self.speed = v_new
+        self.state = step_vehicle(self.state, control, dt, MKZ2020)
 
-    @property
-    def pose(self) -> np.ndarray:
-        return np.array([self.x, self.y, self.heading])
-
-    def front_centre(self, ahead: float = 3.9) -> np.ndarray:
-        return np.array([self.x + ahead * math.cos(self.heading), self.y + ahead * math.sin(self.heading)])
-
-
-class HeroActor:
-    """The `hero_actor` look-alike the agent's metric log reads (CARLA frame: y negated, degrees)."""
-
-    def __init__(self, vehicle: KinematicVehicle) -> None:
-        self.v = vehicle
-
-    def get_transform(self):
-        v = self.v
-        cx = v.x + CENTRE_AHEAD_OF_REAR_AXLE * math.cos(v.heading)
-        cy = v.y + CENTRE_AHEAD_OF_REAR_AXLE * math.sin(v.heading)
-        return carla.Transform(carla.Location(cx, -cy, 0.0), carla.Rotation(yaw=-math.degrees(v.heading)))
-
-    def get_acceleration(self):
-        v = self.v
-        ax = v.accel * math.cos(v.heading) - v.speed * v.yaw_rate * math.sin(v.heading)
-        ay = v.accel * math.sin(v.heading) + v.speed * v.yaw_rate * math.cos(v.heading)
-        return carla.Vector3D(ax, -ay, 0.0)
-
-    def get_angular_velocity(self):
-        return carla.Vector3D(0.0, 0.0, -math.degrees(self.v.yaw_rate))
+    x = property(lambda self: self.state.x)
+    y = property(lambda self: self.state.y)
+    heading = property(lambda self: self.state.heading)
+    speed = property(lambda self: self.state.speed)
+    pose = property(lambda self: self.state.pose)
 
 
 # --------------------------------------------------------------------------------------------------- sensors
@@ -193,6 +119,9 @@ def synthetic_frames(width: int, height: int, step: int) -> dict[str, np.ndarray
 
 @dataclass
 class SensorModel:
+    """The product's GNSS / IMU / speedometer for the agent's declared non-camera sensors; camera frames come from the
+    test (`frames_fn` of `drive`). `gnss_noise_deg` > 0 turns on the leaderboard's noise."""
+
     lat_ref: float
     lon_ref: float
     gnss_noise_deg: float = 0.0
@@ -200,28 +129,15 @@ class SensorModel:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        self.rng = np.random.default_rng(self.seed)
+        from team_code.sensors import build_sensors
+
+        rig = SensorRig.from_sensors([s for s in build_sensors() if s["type"] != "sensor.camera.rgb"])
+        self.suite = SensorSuite(rig, self.lat_ref, self.lon_ref, noise=self.gnss_noise_deg > 0, seed=self.seed,
+                                 nan_compass_ticks=self.nan_compass_steps)  # fmt: skip
 
     def read(self, vehicle: KinematicVehicle, step: int, frames: dict[str, np.ndarray], frame_id: int) -> dict:
-        from team_code.sensors import GNSS_ID, IMU_ID, SPEED_ID
-
-        back = ANTENNA_BEHIND_CENTRE - CENTRE_AHEAD_OF_REAR_AXLE
-        ax_ = vehicle.x - back * math.cos(vehicle.heading)
-        ay_ = vehicle.y - back * math.sin(vehicle.heading)
-        lat, lon = location_to_gps(self.lat_ref, self.lon_ref, ax_, -ay_)
-        if self.gnss_noise_deg:
-            lat += self.rng.normal(0.0, self.gnss_noise_deg)
-            lon += self.rng.normal(0.0, self.gnss_noise_deg)
-        # CARLA compass: 0 = north = CARLA -y = our +y, turning clockwise; in [0, 2 pi).
-        compass = (math.pi / 2.0 - vehicle.heading) % (2.0 * math.pi)
-        if step < self.nan_compass_steps:
-            compass = float("nan")
-        lat_acc = vehicle.speed * vehicle.yaw_rate
-        imu = np.array([vehicle.accel, -lat_acc, 9.81, 0.0, 0.0, -vehicle.yaw_rate, compass])
-        data = {name: (frame_id, img) for name, img in frames.items()}
-        data[GNSS_ID] = (frame_id, np.array([lat, lon, 0.0]))
-        data[IMU_ID] = (frame_id, imu)
-        data[SPEED_ID] = (frame_id, {"speed": vehicle.speed})
+        data = self.suite.read(frame_id, step, vehicle.state)
+        data.update({name: (frame_id, img) for name, img in frames.items()})
         return data
 
 
@@ -258,9 +174,11 @@ def drive(
     stop_when: Callable[[KinematicVehicle], bool] | None = None,
 ) -> RunLog:
     """Tick the agent `steps` times at `dt`, applying each control to `vehicle`; the agent sees `hero_actor`."""
-    agent.hero_actor = HeroActor(vehicle)
+    hero = HeroActor(carla, MKZ2020)
+    agent.hero_actor = hero
     log = RunLog()
     for k in range(steps):
+        hero.state = vehicle.state
         data = sensors.read(vehicle, k, frames_fn(k, vehicle), frame_id=1000 + k)
         control = agent.run_step(data, k * dt)  # what the base class's __call__ does after reading the sensors
         vehicle.apply(control, dt)
@@ -274,7 +192,17 @@ def drive(
 
 
 # -------------------------------------------------------------------------------------------- a known policy
-class RouteFollowingPolicy:
+class StatelessPlanner:
+    """The `agent.contract.Planner` lifecycle for test planners that keep no episode state."""
+
+    def reset(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class RouteFollowingPolicy(StatelessPlanner):
     """A privileged planner with known behaviour: follows a centreline at `target_speed` (acceleration-limited) and
     stops `stop_margin` metres before `stop_s` (its front bumper's arc length) while `red(t)` is true.
 
@@ -290,7 +218,7 @@ class RouteFollowingPolicy:
         decel: float = 2.5,
         stop_s: float | None = None,
         red: Callable[[float], bool] | None = None,
-        front_overhang: float = 3.9,
+        front_overhang: float = MKZ2020.front_length,
         stop_margin: float = 1.0,
     ) -> None:
         self.centreline = np.asarray(centreline, dtype=np.float64)
@@ -302,9 +230,6 @@ class RouteFollowingPolicy:
         self.calls = 0
 
     def step(self, observation):
-        from agent.geometry import absolute_to_relative
-        from agent.types import Trajectory
-
         self.calls += 1
         pose = np.asarray(observation.extras["world_pose"], dtype=np.float64)
         s0, _ = project(self.centreline, pose[:2])
@@ -332,13 +257,7 @@ class RouteFollowingPolicy:
             s_arr - ds, self.arc, self.centreline[:, 1]
         )
         world = np.stack([xs, ys, np.arctan2(hy, hx)], axis=-1)
-        return _Plan(Trajectory(absolute_to_relative(pose, world)))
-
-
-@dataclass
-class _Plan:
-    trajectory: object
-    timings: dict = field(default_factory=dict)
+        return PlanResult(Trajectory(absolute_to_relative(pose, world)))
 
 
 #: the policy the `policy_entry_point` of harness configs returns (set by the test before constructing the agent).

@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 
 import team_code.irlvla_b2d_agent as agent_module
+from agent.contract import Detections, PlanResult
+from agent.types import Trajectory
 from team_code.base_agent import downsample_route
 from team_code.sensors import validate_sensors
 
 
-class _StraightPolicy:
+class _StraightPolicy(H.StatelessPlanner):
     """Drives straight ahead at 4 m/s (2 m gaps at 0.5 s)."""
 
     def __init__(self):
@@ -25,17 +27,24 @@ class _StraightPolicy:
     def step(self, obs):
         self.observations.append(obs)
         poses = np.stack([2.0 * np.arange(1, 9), np.zeros(8), np.zeros(8)], axis=-1)
-        return SimpleNamespace(trajectory=SimpleNamespace(poses=poses), timings={"total": 1.0})
+        return PlanResult(Trajectory(poses), timings={"total": 1.0})
 
 
-class _Raising:
+class _Raising(H.StatelessPlanner):
     def step(self, obs):
         raise RuntimeError("model exploded")
 
 
-class _NaN:
+class _NaN(H.StatelessPlanner):
     def step(self, obs):
-        return SimpleNamespace(trajectory=SimpleNamespace(poses=np.full((8, 3), np.nan)))
+        return PlanResult(Trajectory(np.full((8, 3), np.nan)))
+
+
+class _NotAPlan(H.StatelessPlanner):
+    """Returns the pre-contract duck type: an object with a `.trajectory`."""
+
+    def step(self, obs):
+        return SimpleNamespace(trajectory=Trajectory(np.zeros((8, 3))))
 
 
 LAT_REF, LON_REF = 45.5, 9.25
@@ -106,7 +115,10 @@ def test_observation_contents(tmp_path):
     agent.destroy()
 
 
-@pytest.mark.parametrize("policy, message", [(_Raising(), "model exploded"), (_NaN(), "NaN")])
+@pytest.mark.parametrize(
+    "policy, message",
+    [(_Raising(), "model exploded"), (_NaN(), "NaN"), (_NotAPlan(), "not an agent.contract.PlanResult")],
+)
 def test_failing_step_brakes_logs_and_counts(tmp_path, caplog, policy, message):
     (agent,), _ = _setup(tmp_path, policy)
     with caplog.at_level(logging.ERROR, logger="team_code.irlvla_b2d_agent"):
@@ -159,15 +171,15 @@ def test_nan_compass_at_start_and_default_policy_error(tmp_path):
     agent.destroy()
 
 
-class _StopPolicy:
+class _StopPolicy(H.StatelessPlanner):
     """Always plans to stand still; `detections` optionally reports a car 8 m ahead."""
 
     def __init__(self, obstacle: bool):
         boxes = np.array([[8.0, 0.0, 0.0, 4.5, 1.9, 0.0, 0.0]]) if obstacle else np.zeros((0, 7))
-        self.detections = SimpleNamespace(boxes=boxes, scores=np.ones(len(boxes)))
+        self.detections = Detections(boxes, np.ones(len(boxes)), np.zeros(len(boxes), dtype=int), ("car",))
 
     def step(self, obs):
-        return SimpleNamespace(trajectory=SimpleNamespace(poses=np.zeros((8, 3))), detections=self.detections)
+        return PlanResult(Trajectory(np.zeros((8, 3))), detections=self.detections)
 
 
 @pytest.mark.parametrize("obstacle", [False, True])

@@ -12,13 +12,16 @@ import math
 
 import b2d_harness as H
 import numpy as np
-import pytest
 
 import team_code.irlvla_b2d_agent as agent_module
+from agent.types import bench2drive_rig
+from agent.vehicles import MKZ_WHEELBASE, MKZ_WIDTH
+from bench2drive_eval import comfort
+from sim import render, scenarios
 
 LAT_REF, LON_REF = 48.2, 11.6  # not CARLA's default (42, 2): the agent must solve the reference from the plan
 LANE_HALF_WIDTH = 1.75
-EGO_HALF_WIDTH = 0.92  # Lincoln MKZ 2020
+EGO_HALF_WIDTH = MKZ_WIDTH / 2
 
 
 def _agent(tmp_path, policy, centreline, name="route", options=None, extra_yaml="images: {width: 160}\n"):
@@ -64,7 +67,7 @@ def test_curve_followed_to_its_end_in_lane(tmp_path):
     # In lane: rear axle and front axle (2.87 m ahead) stay within the lane minus half the ego's width.
     margin = LANE_HALF_WIDTH - EGO_HALF_WIDTH
     assert np.abs(_lateral(cl, poses)).max() < margin
-    assert np.abs(_lateral(cl, poses, ahead=2.87)).max() < margin
+    assert np.abs(_lateral(cl, poses, ahead=MKZ_WHEELBASE)).max() < margin
     final_s = H.project(cl, poses[-1, :2])[0]
     assert length - 6.0 < final_s <= length  # reached the end (its plan stops the front, 3.9 m ahead, at the end)
     assert len(poses) < 500 and speeds[-20:].max() < 1.0  # arrived and stays (the Zoo PID inches below 0.4 m/s)
@@ -73,7 +76,6 @@ def test_curve_followed_to_its_end_in_lane(tmp_path):
 
 
 def test_sim_curve_scene_route(tmp_path):
-    scenarios = pytest.importorskip("sim.scenarios")
     scene = scenarios.generate_scene("curve", 0)
     full = scene.route.centerline[:, :2]
     s0 = float(scene.route.project(scene.ego_pose()[:2]))
@@ -100,10 +102,6 @@ def test_sim_curve_scene_route(tmp_path):
 
 
 def test_stops_at_red_light_then_goes(tmp_path):
-    scenarios = pytest.importorskip("sim.scenarios")
-    render = pytest.importorskip("sim.render")
-    from agent.types import bench2drive_rig
-
     scene = scenarios.generate_scene("red_light", 0)
     stop_line = scene.map.stop_lines[scene.metadata["stop_line"]]
     s_ego = float(scene.route.project(scene.ego_pose()[:2]))
@@ -150,15 +148,8 @@ def test_full_resolution_bgra_frames(tmp_path):
             return super().step(observation)
 
     agent = _agent(tmp_path, Recorder(cl), cl, extra_yaml="")
-    try:
-        scenarios = pytest.importorskip("sim.scenarios")
-        render = pytest.importorskip("sim.render")
-        from agent.types import bench2drive_rig
-
-        scene = scenarios.generate_scene("straight_road", 0)
-        rgb = render.render_cameras(scene, None, bench2drive_rig())
-    except pytest.skip.Exception:
-        rgb = {n: f[..., 2::-1].copy() for n, f in H.synthetic_frames(1600, 900, 0).items()}
+    scene = scenarios.generate_scene("straight_road", 0)
+    rgb = render.render_cameras(scene, None, bench2drive_rig())
     bgra = {n: np.concatenate([im[..., ::-1], np.full((900, 1600, 1), 255, np.uint8)], -1) for n, im in rgb.items()}
     assert all(f.shape == (900, 1600, 4) and f.dtype == np.uint8 for f in bgra.values())
     log = H.drive(agent, _start(cl), H.SensorModel(LAT_REF, LON_REF), 3, lambda k, v: bgra)
@@ -174,13 +165,10 @@ def test_full_resolution_bgra_frames(tmp_path):
 
 def test_with_the_real_driving_policy(tmp_path):
     """`DrivingPolicy` from a checkpoint (untrained tiny model, CPU) behind the adapter: 1600x900 in, controls out."""
-    pytest.importorskip("torch")
-    policy_mod = pytest.importorskip("agent.policy")
-    if not hasattr(policy_mod, "DrivingPolicy"):
-        pytest.skip("agent.policy.DrivingPolicy not available")
     from agent.checkpoint import save_checkpoint
     from agent.config import load_preset
     from agent.model.irlvla import build_model
+    from agent.policy import DrivingPolicy
 
     save_checkpoint(build_model(load_preset("tiny")), tmp_path / "ckpt" / "tiny.safetensors")
     cl = np.stack([np.linspace(0.0, 60.0, 121), np.zeros(121)], axis=-1)
@@ -188,7 +176,7 @@ def test_with_the_real_driving_policy(tmp_path):
     cfg.write_text("checkpoint: ckpt/tiny.safetensors\ndevice: cpu\n")  # relative to the YAML's folder
     gps, world = H.build_global_plan(cl, LAT_REF, LON_REF)
     agent, _ = H.construct_agent(agent_module, str(cfg), "real", gps, world)
-    assert type(agent.policy).__name__ == "DrivingPolicy"
+    assert isinstance(agent.policy, DrivingPolicy) and agent.policy.device.type == "cpu"
     log = H.drive(agent, _start(cl), H.SensorModel(LAT_REF, LON_REF), 2, lambda k, v: H.synthetic_frames(1600, 900, k))
     agent.destroy()
     agent_module._POLICY_CACHE.clear()  # free the model for the rest of the session
@@ -200,7 +188,6 @@ def test_with_the_real_driving_policy(tmp_path):
 def test_metric_info_feeds_the_comfort_tool(tmp_path):
     """The file the agent writes during a closed-loop drive is what `bench2drive_eval` comfort reads: found under
     SAVE_PATH/<save_name>, one sample per tick, CARLA units (a left turn is a negative yaw rate in deg/s)."""
-    comfort = pytest.importorskip("bench2drive_eval.comfort")
     cl = H.curve_centreline(radius=30.0, angle_deg=90.0, straight=20.0)
     save_name = "RouteScenario_7_rep0_Town01_T_Junction_1_3_01_02_03_04_05"
     agent = _agent(tmp_path, H.RouteFollowingPolicy(cl, target_speed=7.0), cl, name=save_name)

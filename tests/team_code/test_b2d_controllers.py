@@ -99,22 +99,26 @@ def test_control_command_validation_and_bad_input():
 
 
 def test_hazard_ahead_from_flag_or_detections():
-    from types import SimpleNamespace
-
+    from agent.contract import Detections, PlanResult
+    from agent.types import Trajectory
     from team_code.controllers import hazard_ahead
 
     cfg = ControllerConfig()  # corridor 0 < x < 20 m, |y| < 2 m, score >= 0.3
-    assert hazard_ahead(SimpleNamespace(hazard=True), cfg) and not hazard_ahead(SimpleNamespace(hazard=False), cfg)
-    assert not hazard_ahead(SimpleNamespace(), cfg)
+    stop = Trajectory(np.zeros((8, 3)))
+    assert hazard_ahead(PlanResult(stop, hazard=True), cfg) and not hazard_ahead(PlanResult(stop, hazard=False), cfg)
+    assert not hazard_ahead(PlanResult(stop), cfg)  # neither a verdict nor detections
 
     def det(x, y, score):
         boxes = np.array([[x, y, 0.0, 4.5, 1.9, 0.0, 0.0]])
-        return SimpleNamespace(detections=SimpleNamespace(boxes=boxes, scores=np.array([score])))
+        return PlanResult(stop, detections=Detections(boxes, np.array([score]), np.zeros(1, dtype=int), ("car",)))
 
     assert hazard_ahead(det(8.0, 0.5, 0.9), cfg)
     assert not hazard_ahead(det(8.0, 0.5, 0.1), cfg)  # not confident
     assert not hazard_ahead(det(8.0, 3.5, 0.9), cfg)  # next lane
     assert not hazard_ahead(det(-6.0, 0.0, 0.9), cfg)  # behind
     assert not hazard_ahead(det(25.0, 0.0, 0.9), cfg)  # too far
-    empty = SimpleNamespace(detections=SimpleNamespace(boxes=np.zeros((0, 7)), scores=np.zeros(0)))
+    assert hazard_ahead(det(19.9, -1.9, 0.3), cfg)  # corner of the corridor, at the score threshold
+    empty = PlanResult(stop, detections=Detections(np.zeros((0, 7)), np.zeros(0), np.zeros(0, dtype=int), ("car",)))
     assert not hazard_ahead(empty, cfg)
+    flagged = PlanResult(stop, hazard=False, detections=det(8.0, 0.0, 0.9).detections)
+    assert not hazard_ahead(flagged, cfg)  # the planner's own verdict wins over detections
