@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent.config import EPDMS_METRICS
+from agent.epdms_metrics import EPDMS_METRICS
 from irlvla.atomic import atomic_write_json
 from viz.config import HudConfig
 from viz.view import Control, WorldView
@@ -128,13 +128,16 @@ class AgentHud:
 
 
 def _plan_record(step: int, plan) -> dict:
+    """The per-step line of `hud_plans.json`; fields a planner does not give are null."""
     sel = int(plan.selected)
+    c = plan.commands
+    sub = plan.submetrics
     return {
         "step": step,
         "selected": sel,
-        "epdms": round(float(plan.rewards[sel]), 5),
-        "submetrics": {k: round(float(v), 5) for k, v in zip(EPDMS_METRICS, plan.submetrics[sel])},
-        "speed_command": plan.commands.speed_name,
-        "path_command": plan.commands.path_name,
-        "policy_ms": round(float(plan.timings.get("total", float("nan"))), 2),
+        "epdms": None if plan.rewards is None else round(float(plan.rewards[sel]), 5),
+        "submetrics": None if sub is None else {k: round(float(v), 5) for k, v in zip(EPDMS_METRICS, sub[sel])},
+        "speed_command": None if c is None else c.speed_name,
+        "path_command": None if c is None else c.path_name,
+        "policy_ms": round(float(plan.timings["total"]), 2) if "total" in plan.timings else None,
     }

@@ -75,8 +75,8 @@ def _agent_yaml(out: Path, checkpoint: Path | None, args) -> Path:
     return path
 
 
-def _summary(values: list[float]) -> dict:
-    finite = [v for v in values if math.isfinite(v)]
+def _summary(values: list[float | None]) -> dict:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
     if not finite:
         return {"steps": len(values), "mean": None, "min": None, "max": None}
     return {

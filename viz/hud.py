@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from agent import geometry
-from agent.config import EPDMS_METRICS
+from agent.epdms_metrics import EPDMS_METRICS
 from agent.types import CameraSpec
 from sim.render.mosaic import mosaic_layout
 from viz import palette
@@ -33,7 +33,7 @@ from viz.items import Bar, Check, Gap, Item, Line, Notice, Spark, values_of
 from viz.view import WorldView
 
 if TYPE_CHECKING:  # the HUD reads a PlanResult; importing it at run time would pull torch into every HUD user
-    from agent.policy import PlanResult
+    from agent.contract import PlanResult
 
 #: trajectory points for the camera overlay are spaced this many metres apart (so the ground curve bends smoothly).
 OVERLAY_SPACING_M = 0.5
@@ -146,8 +146,10 @@ class HUD:
         for n in self.notices:  # notices fade in wall-clock time between ticks
             n.age += dt
         self.notices = [n for n in self.notices if not n.done]
-        self.history.append(plan.reward)
-        ramp = [palette.epdms_ramp(r) for r in plan.rewards]
+        if plan.rewards is not None:
+            self.history.append(plan.reward)
+        k = len(plan.candidates)
+        ramp = [palette.epdms_ramp(r) for r in plan.rewards] if plan.rewards is not None else [palette.UNSCORED] * k
         self.tiles = self._tick_mosaic(plan, view, ramp)
         self.bev = self._tick_bev(plan, view, ramp)
         self.left, self.right, self.under_bev = self._tick_text(plan, view)
@@ -198,7 +200,7 @@ class HUD:
         # its probability, blended at `seg_alpha` (one surface alpha and a colour key: a cheap blit, unlike per-pixel
         # alpha); pure black is the key, so a drawn cell is never black
         seg = plan.seg
-        if cfg.seg_alpha > 0 and seg.shape[0] > 1:
+        if seg is not None and cfg.seg_alpha > 0 and seg.shape[0] > 1:
             cls = seg[1:].argmax(0) + 1
             prob = np.take_along_axis(seg, cls[None], 0)[0]
             fg = prob > seg[0]
@@ -209,16 +211,17 @@ class HUD:
             cx, cy = self.layout.bev[0] + self.layout.bev[2] // 2, self.layout.bev[1] + self.layout.bev[3] // 2
             st.seg_rgb, st.seg_rect = rgb, (cx - side // 2, cy - side // 2, side, side)
         mp = plan.map
-        st.map_pred = [self._to_panel(p) for p, s in zip(mp.polylines, mp.scores) if s >= cfg.score_threshold]
+        if mp is not None:
+            st.map_pred = [self._to_panel(p) for p, s in zip(mp.polylines, mp.scores) if s >= cfg.score_threshold]
         for box, kind in zip(snap.agents.boxes, snap.agents.kinds):
             corners = _box_corners(*box)
             st.gt_agents.append((self._to_panel(corners), palette.AGENT.get(kind, palette.AGENT_DEFAULT)))
         det = plan.detections
-        for b, s in zip(det.boxes, det.scores):
+        for b, s in zip(det.boxes, det.scores) if det is not None else ():
             if s >= cfg.score_threshold and np.all(np.isfinite(b)):
                 st.detections.append(self._to_panel(_box_corners(b[0], b[1], b[2], b[3], b[4])))
         origin = np.zeros((1, 2))
-        order = np.argsort(plan.rewards)  # best drawn last (on top)
+        order = np.argsort(plan.rewards if plan.rewards is not None else plan.scores)  # best drawn last (on top)
         for i in order.tolist():
             if i != plan.selected:
                 st.candidates.append((self._to_panel(np.concatenate([origin, plan.candidates[i, :, :2]])), ramp[i]))
@@ -231,17 +234,24 @@ class HUD:
     def _tick_text(self, plan: PlanResult, snap: WorldView) -> tuple[list[Item], list[Item], list[Item]]:
         c = plan.commands
         ctrl = snap.control
-        speed_p = float(c.speed_probs[int(c.speed)])
-        path_p = float(c.path_probs[int(c.path)])
         left: list[Item] = [
             Line(f"IRL-VLA  {snap.title}".rstrip(), header=True),
             Line(f"sim time {snap.time_s:7.2f} s   frame {snap.frame}", key="time_s", value=snap.time_s),
             Line(f"planning tick {plan.tick}   HUD {self.fps:5.1f} fps", key="tick", value=plan.tick),
             Gap(),
             Line("Commands", header=True),
-            Line(f"speed plan  {c.speed_name} ({speed_p:.2f})", key="speed_command", value=c.speed_name),
-            Line(f"path plan   {c.path_name} ({path_p:.2f})", key="path_command", value=c.path_name),
-            Line(f"source      {c.source}, VLM tick {c.tick}", key="command_source", value=c.source),
+        ]
+        if c is not None:
+            speed_p = float(c.speed_probs[int(c.speed)])
+            path_p = float(c.path_probs[int(c.path)])
+            left += [
+                Line(f"speed plan  {c.speed_name} ({speed_p:.2f})", key="speed_command", value=c.speed_name),
+                Line(f"path plan   {c.path_name} ({path_p:.2f})", key="path_command", value=c.path_name),
+                Line(f"source      {c.source}, VLM tick {c.tick}", key="command_source", value=c.source),
+            ]
+        else:
+            left.append(Line("speed/path  (the planner gives none)"))
+        left += [
             Line(f"navigation  {snap.command.name}", key="navigation", value=snap.command.name),
             Gap(),
             Line("Vehicle", header=True),
@@ -266,18 +276,29 @@ class HUD:
             right += [Gap(), Line("World", header=True)]
             right += [Line(f"{k:<19}{v}", key=f"info.{k}", value=v) for k, v in snap.info.items()]
 
-        sel = plan.selected
-        reward, conf, score = plan.reward, float(plan.confidences[sel]), float(plan.scores[sel])
-        collide = bool(np.asarray(plan.penalties.get("collision", np.zeros(len(plan.rewards))))[sel])
-        under: list[Item] = [
-            Line(f"chosen #{sel} of {len(plan.rewards)}   predicted EPDMS {reward:.3f}", key="epdms", value=reward),
-            Line(f"confidence {conf:.3f}   selection score {score:.3f}", key="confidence", value=conf),
-            Check("predicted collision", collide, key="collision"),
-        ]
-        for j, name in enumerate(EPDMS_METRICS):
-            v = float(plan.submetrics[sel, j])
-            under.append(Bar(name.upper(), v, 0.0, 1.0, f"{v:.3f}", key=f"submetric.{name}"))
-        under.append(Spark("pred. EPDMS", tuple(self.history)))
+        sel, k = plan.selected, len(plan.candidates)
+        score = float(plan.scores[sel])
+        under: list[Item] = []
+        if plan.rewards is not None:
+            reward = plan.reward
+            under.append(Line(f"chosen #{sel} of {k}   predicted EPDMS {reward:.3f}", key="epdms", value=reward))
+        else:
+            under.append(Line(f"chosen #{sel} of {k}   (no predicted EPDMS)"))
+        if plan.confidences is not None:
+            conf = float(plan.confidences[sel])
+            under.append(Line(f"confidence {conf:.3f}   selection score {score:.3f}", key="confidence", value=conf))
+        else:
+            under.append(Line(f"selection score {score:.3f}", key="score", value=score))
+        if "collision" in plan.penalties:
+            under.append(
+                Check("predicted collision", bool(np.asarray(plan.penalties["collision"])[sel]), key="collision")
+            )
+        if plan.submetrics is not None:
+            for j, name in enumerate(EPDMS_METRICS):
+                v = float(plan.submetrics[sel, j])
+                under.append(Bar(name.upper(), v, 0.0, 1.0, f"{v:.3f}", key=f"submetric.{name}"))
+        if self.history:
+            under.append(Spark("pred. EPDMS", tuple(self.history)))
         return left, right, under
 
     # ----------------------------------------------------------------------------------------------------- render

@@ -20,6 +20,8 @@ DETECTION = (255, 235, 60)
 MAP_PRED = (255, 150, 40)
 BAR_FILL = (120, 170, 255)
 BAR_BACK = (60, 62, 70)
+#: candidates of a planner that predicts no EPDMS
+UNSCORED = (160, 160, 160)
 
 SIGNAL = {"GREEN": (40, 220, 90), "YELLOW": (250, 200, 30), "RED": (250, 40, 40), "UNKNOWN": (150, 150, 150)}
 

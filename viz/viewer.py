@@ -21,7 +21,7 @@ from viz.recorder import VideoWriter, save_png
 from viz.view import WorldView
 
 if TYPE_CHECKING:
-    from agent.policy import PlanResult
+    from agent.contract import PlanResult
 
 logger = logging.getLogger(__name__)
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from agent.config import EPDMS_METRICS
-from agent.model.vlm import CommandResult
-from agent.policy import Detections, MapElements, PlanResult
+from agent.contract import CommandResult, Detections, MapElements, PlanResult
+from agent.epdms_metrics import EPDMS_METRICS
 from agent.types import NavigationCommand, PathPlan, SpeedPlan, Trajectory, bench2drive_rig
 from viz.view import Boxes, Control, WorldView
 

@@ -10,7 +10,7 @@ pygame = pytest.importorskip("pygame")  # the `viz` extra
 from hud_fixtures import CAMERA_RGB, CHOSEN, make_plan, make_view  # noqa: E402
 
 from agent import geometry  # noqa: E402
-from agent.config import EPDMS_METRICS  # noqa: E402
+from agent.epdms_metrics import EPDMS_METRICS  # noqa: E402
 from viz import palette  # noqa: E402
 from viz.config import HudConfig  # noqa: E402
 from viz.items import Bar  # noqa: E402
@@ -189,3 +189,19 @@ def test_segmentation_overlay_tints_the_bev_where_a_class_beats_background(shown
     off.show(make_plan(), make_view())
     assert np.all(off.frame()[y0 + r, x0 + c] == panel)
     off.close()
+
+
+def test_a_planner_with_only_a_trajectory_still_gets_its_frame():
+    """The contract lets a planner return just a trajectory: the HUD draws it and says what is missing."""
+    from agent.contract import PlanResult
+    from agent.types import Trajectory
+
+    plan = PlanResult(Trajectory(make_plan().trajectory.poses), timings={"total": 3.0})
+    viewer = HudViewer()
+    viewer.show(plan, make_view())
+    values = viewer.hud.values()
+    assert "epdms" not in values and "speed_command" not in values and values["score"] == 1.0
+    assert values["latency.total"] == 3.0
+    bev = _crop(viewer.frame(), viewer.hud.layout.bev)
+    assert _is(bev, viewer.cfg.chosen_rgb).sum() > 100
+    viewer.close()
