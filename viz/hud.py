@@ -290,15 +290,14 @@ class HUD:
         else:
             under.append(Line(f"selection score {score:.3f}", key="score", value=score))
         if "collision" in plan.penalties:
-            under.append(
-                Check("predicted collision", bool(np.asarray(plan.penalties["collision"])[sel]), key="collision")
-            )
+            collide = bool(np.asarray(plan.penalties["collision"])[sel])
+            under.append(Check("predicted collision", collide, key="collision"))
+        if self.history:  # above the bars, so it stays on screen
+            under.append(Spark("pred. EPDMS", tuple(self.history)))
         if plan.submetrics is not None:
             for j, name in enumerate(EPDMS_METRICS):
                 v = float(plan.submetrics[sel, j])
                 under.append(Bar(name.upper(), v, 0.0, 1.0, f"{v:.3f}", key=f"submetric.{name}"))
-        if self.history:
-            under.append(Spark("pred. EPDMS", tuple(self.history)))
         return left, right, under
 
     # ----------------------------------------------------------------------------------------------------- render
@@ -394,6 +393,8 @@ class HUD:
     def _render_items(self, pygame, surface, rect: Rect, items: list[Item]) -> None:
         x0, y0, w, h = rect
         surface.fill(palette.PANEL, pygame.Rect(x0, y0, w, h))
+        clip = surface.get_clip()
+        surface.set_clip(pygame.Rect(x0, y0, w - 4, h))  # long names stop at the column's edge
         font = self._font(pygame)
         line_h = int(self.cfg.font_size * 1.15)
         x, y = x0 + 8, y0 + 6
@@ -433,6 +434,7 @@ class HUD:
                     _lines(pygame, surface, palette.BAR_FILL, np.stack([xs, ys], -1), 1)
                 y += line_h
             y += line_h
+        surface.set_clip(clip)
 
     def _render_notices(self, pygame, surface) -> None:
         font = self._font(pygame, 16)
