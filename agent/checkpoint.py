@@ -11,14 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from agent.config import ModelConfig
+from irlvla.atomic import atomic_path, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -54,17 +53,6 @@ def sha256_path(path: str | Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(model: torch.nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
     """Write `model`'s state dict and resolved config to `path` (.safetensors) and `<path>.sha256`, atomically."""
     from safetensors.torch import save_file
@@ -81,16 +69,10 @@ def save_checkpoint(model: torch.nn.Module, path: str | Path, metadata: dict[str
         "tensors_sha256": tensors_sha256(state),
     }
     meta.update({str(k): str(v) for k, v in (metadata or {}).items()})
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".safetensors", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata=meta)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
         digest = sha256_file(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _atomic_write_bytes(sha256_path(path), f"{digest}  {path.name}\n".encode())
+    atomic_write_text(sha256_path(path), f"{digest}  {path.name}\n")
     logger.info("saved checkpoint %s (sha256 %s)", path, digest[:12])
     return path
 
@@ -261,4 +243,4 @@ def write_manifest_entry(manifest: str | Path, name: str, checkpoint: str | Path
         **info,
     }
     manifest.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write_bytes(manifest, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write_text(manifest, json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -7,13 +7,9 @@ is stored as JSON inside each checkpoint, so a checkpoint always rebuilds the ex
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
-import os
-import tempfile
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +20,8 @@ from agent.types import PATH_PLAN_COMMANDS, SPEED_PLAN_COMMANDS
 from agent.validation import require_non_negative as _non_negative
 from agent.validation import require_positive as _positive
 from agent.vehicles import MKZ_LENGTH, MKZ_REAR_AXLE_TO_CENTER, MKZ_WIDTH
+from irlvla.atomic import atomic_write_text
+from irlvla.configload import ConfigError, load_config, load_config_file, to_plain, yaml_load
 
 logger = logging.getLogger(__name__)
 
@@ -426,7 +424,7 @@ class ModelConfig:
         return self.preprocess.image_height // s, self.preprocess.image_width // s
 
     def to_dict(self) -> dict[str, Any]:
-        return _to_plain(self)
+        return to_plain(self)
 
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
@@ -440,12 +438,13 @@ class ModelConfig:
         """Write the resolved config as .json or .yaml (by suffix), atomically."""
         path = Path(path)
         text = self.to_yaml() if path.suffix in (".yaml", ".yml") else self.to_json(indent=2)
-        _atomic_write_text(path, text)
+        atomic_write_text(path, text)
         return path
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        return _from_plain(cls, data, "ModelConfig")
+    def from_dict(cls, data: dict[str, Any], where: str = "ModelConfig") -> ModelConfig:
+        """Strictly typed (see `irlvla.configload`): a wrong type or unknown key is a `ConfigError` naming the field."""
+        return load_config(cls, data, where=where)
 
     @classmethod
     def from_json(cls, text: str) -> ModelConfig:
@@ -456,11 +455,11 @@ class ModelConfig:
         import yaml
 
         try:
-            data = yaml.safe_load(text)
+            data = yaml_load(text)
         except yaml.YAMLError as exc:
-            raise ValueError(f"model config YAML is malformed: {exc}") from exc
+            raise ConfigError(f"model config YAML is malformed: {exc}") from exc
         if not isinstance(data, dict):
-            raise ValueError(f"model config YAML must be a mapping, got {type(data).__name__}")
+            raise ConfigError(f"model config YAML must be a mapping, got {type(data).__name__}")
         return cls.from_dict(data)
 
     @classmethod
@@ -468,84 +467,17 @@ class ModelConfig:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"model config {path} does not exist")
-        text = path.read_text()
-        return cls.from_yaml(text) if path.suffix in (".yaml", ".yml") else cls.from_json(text)
+        return load_config_file(cls, path)
 
 
 def load_preset(name: str, **overrides: Any) -> ModelConfig:
     """Load a packaged preset ("full" or "tiny"); `overrides` replace top-level sections or fields (dicts merge)."""
     if name not in PRESETS:
         raise ValueError(f"unknown model preset {name!r}; choose one of {PRESETS}")
-    import yaml
-
-    data = yaml.safe_load((PRESET_DIR / f"{name}.yaml").read_text())
+    data = yaml_load((PRESET_DIR / f"{name}.yaml").read_text())
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(data.get(key), dict):
             data[key] = {**data[key], **value}
         else:
             data[key] = value
     return ModelConfig.from_dict(data)
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Plain-data conversion (dataclasses <-> dicts of JSON types), strict about unknown keys
-# --------------------------------------------------------------------------------------------------------------------
-
-
-def _to_plain(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, (list, tuple)):
-        return [_to_plain(v) for v in obj]
-    if isinstance(obj, dict):
-        return {str(k): _to_plain(v) for k, v in obj.items()}
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
-        return obj.item()
-    return obj
-
-
-def _from_plain(cls: type, data: Any, where: str) -> Any:
-    if isinstance(data, cls):
-        return data
-    if not isinstance(data, dict):
-        raise ValueError(f"{where}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ValueError(f"{where}: unknown field(s) {unknown} for {cls.__name__} (valid: {sorted(names)})")
-    kwargs = {}
-    for key, value in data.items():
-        kwargs[key] = _coerce(hints.get(key), value, f"{where}.{key}")
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise ValueError(f"{where}: cannot build {cls.__name__}: {exc}") from exc
-
-
-def _coerce(hint: Any, value: Any, where: str) -> Any:
-    if hint is None:
-        return value
-    if dataclasses.is_dataclass(hint):
-        return _from_plain(hint, value, where)
-    origin = typing.get_origin(hint)
-    if origin is tuple and isinstance(value, (list, tuple)):
-        args = typing.get_args(hint)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(args[0], v, where) for v in value)
-        return tuple(value)
-    return value
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "CARLA_DEFAULT_LAT_REF",
     "CARLA_DEFAULT_LON_REF",
+    "CARLA_TMERC_RADIUS",
     "EARTH_RADIUS_EQUA",
     "PACIFICA_REAR_AXLE_TO_CENTER",
     "absolute_to_relative",
@@ -35,6 +36,7 @@ __all__ = [
     "center_to_rear_axle",
     "compass_to_heading",
     "gnss_to_world",
+    "gnss_to_world_tmerc",
     "heading_to_carla_yaw",
     "interpolate_poses",
     "parse_opendrive_georeference",
@@ -51,6 +53,7 @@ __all__ = [
     "world_to_bev_pixel",
     "world_to_carla_location",
     "world_to_gnss",
+    "world_to_gnss_tmerc",
     "wrap_angle",
 ]
 
@@ -63,6 +66,10 @@ EARTH_RADIUS_EQUA = 6378137.0
 #: CARLA's reference when an OpenDRIVE map carries no `+lat_0` / `+lon_0`.
 CARLA_DEFAULT_LAT_REF = 42.0
 CARLA_DEFAULT_LON_REF = 2.0
+#: CARLA 0.9.16's transverse Mercator as its client wheel computes it: a sphere of radius EARTH_RADIUS_EQUA scaled by
+#: 0.9996 on the central meridian (measured with `carla.Map(name, xodr).transform_to_geolocation`: 1 m north is
+#: 1 / (6378137 * 0.9996) rad at every latitude, and the header's `+k`, `+x_0`, `+ellps` do not change it).
+CARLA_TMERC_RADIUS = EARTH_RADIUS_EQUA * 0.9996
 
 # Optical frame (z forward, x right, y down) -> camera body frame (x forward, y left, z up).
 _OPTICAL_TO_BODY = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
@@ -384,6 +391,34 @@ def world_to_gnss(x, y, lat_ref, lon_ref) -> tuple[np.ndarray, np.ndarray]:
     lon = lon_ref + x * 180.0 / (math.pi * EARTH_RADIUS_EQUA * scale)
     my = scale * EARTH_RADIUS_EQUA * _mercator_y(lat_ref) + y
     lat = 360.0 * np.arctan(np.exp(my / (EARTH_RADIUS_EQUA * scale))) / math.pi - 90.0
+    return _scalar_or_array(np.asarray(lat)), _scalar_or_array(np.asarray(lon))
+
+
+def gnss_to_world_tmerc(lat, lon, lat_0, lon_0, radius: float = CARLA_TMERC_RADIUS) -> tuple[np.ndarray, np.ndarray]:
+    """GNSS degrees -> (x, y) metres in OUR world frame for CARLA 0.9.16's transverse Mercator (CARLA +y = north).
+
+    Spherical transverse Mercator about (lat_0, lon_0) in closed form (Snyder, Map Projections, eqs. 8-1 and 8-3):
+    east = R atanh(cos(lat) sin(dlon)), north = R (atan2(tan(lat), cos(dlon)) - lat_0). CARLA's (x, y) is
+    (east, north), so our y = -CARLA y = -north: the mirror image of the 0.9.15 Mercator, where CARLA +y is south.
+    """
+    lat, lon, lat_0, lon_0 = (np.deg2rad(_f64(v)) for v in (lat, lon, lat_0, lon_0))
+    dlon = np.arctan2(np.sin(lon - lon_0), np.cos(lon - lon_0))
+    east = radius * np.arctanh(np.cos(lat) * np.sin(dlon))
+    north = radius * (np.arctan2(np.tan(lat), np.cos(dlon)) - lat_0)
+    return _scalar_or_array(np.asarray(east)), _scalar_or_array(np.asarray(-north))
+
+
+def world_to_gnss_tmerc(x, y, lat_0, lon_0, radius: float = CARLA_TMERC_RADIUS) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) metres in our world frame -> GNSS (lat, lon) degrees, the inverse of `gnss_to_world_tmerc`.
+
+    Snyder eqs. 8-6 and 8-7: D = north / R + lat_0, lat = asin(sin D / cosh(east / R)),
+    lon = lon_0 + atan2(sinh(east / R), cos D).
+    """
+    x, y, lat_0, lon_0 = (_f64(v) for v in (x, y, lat_0, lon_0))
+    east, north = x / radius, -y / radius
+    d = north + np.deg2rad(lat_0)
+    lat = np.rad2deg(np.arcsin(np.sin(d) / np.cosh(east)))
+    lon = lon_0 + np.rad2deg(np.arctan2(np.sinh(east), np.cos(d)))
     return _scalar_or_array(np.asarray(lat)), _scalar_or_array(np.asarray(lon))
 
 

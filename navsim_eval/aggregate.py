@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from irlvla.atomic import atomic_write_bytes
 from navsim_eval.config import METRIC_NAMES
-from sim.scene_io import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 

@@ -210,7 +210,7 @@ def write_baseline_trajectories(scenes: str | Path, kind: str, out: str | Path) 
     """Write token -> baseline plan for every readable scene of a folder as an .npz (atomically); returns the count."""
     import io
 
-    from sim.scene_io import atomic_write_bytes
+    from irlvla.atomic import atomic_write_bytes
 
     plans: dict[str, np.ndarray] = {}
     for f in list_scene_files(scenes):

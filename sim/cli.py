@@ -130,7 +130,8 @@ def _show(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from agent.types import bench2drive_rig
-    from sim.scene_io import SceneFormatError, atomic_write_bytes, load_scene
+    from irlvla.atomic import atomic_write_bytes
+    from sim.scene_io import SceneFormatError, load_scene
 
     try:
         if not (16 <= args.width <= 4096 and 16 <= args.height <= 4096):

@@ -12,12 +12,12 @@ import gzip
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from irlvla.atomic import atomic_write_bytes
 from sim.scene import Agents, Area, EgoParams, Lane, MapData, MarkingType, Route, Scene, TrafficLight
 
 FORMAT_NAME = "irlvla-scene"
@@ -108,23 +108,6 @@ def scene_to_bytes(scene: Scene) -> bytes:
     with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, compresslevel=6) as gz:
         gz.write(text.encode("utf-8"))
     return buf.getvalue()
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write via a temporary file in the same folder and rename, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_scene(scene: Scene, path: str | os.PathLike) -> Path:

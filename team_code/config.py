@@ -6,7 +6,6 @@ Every inference option is a field here (never an environment variable); the envi
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from typing import Any
 
 from agent.validation import require_non_negative as _non_negative
 from agent.validation import require_positive as _positive
+from irlvla.configload import load_config, load_config_file, to_plain
 
 logger = logging.getLogger(__name__)
 
@@ -66,10 +66,6 @@ class ControllerConfig:
     hazard_half_width: float = 2.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.lateral, dict):
-            self.lateral = _build(PIDGains, self.lateral, "ControllerConfig.lateral")
-        if isinstance(self.longitudinal, dict):
-            self.longitudinal = _build(PIDGains, self.longitudinal, "ControllerConfig.longitudinal")
         _positive(
             "ControllerConfig",
             aim_distance=self.aim_distance,
@@ -113,13 +109,30 @@ class LocalizationConfig:
     gnss_mount_x: float = -1.4
     #: a fix further than this from the prediction is taken as-is (teleport / respawn) instead of being filtered.
     reset_distance: float = 5.0
+    #: GNSS projection: "auto" calibrates it from the global plan and the first fixes (team_code/localization.py);
+    #: "mercator" (CARLA <= 0.9.15) or "tmerc" (CARLA 0.9.16) forces one.
+    projection: str = "auto"
+    #: the chosen projection must reproduce every global-plan point to this many metres, else setup fails.
+    max_plan_residual: float = 0.5
+    #: a GNSS model is confirmed or rejected by the first fix that lands within this many metres of the route start
+    #: (later: of the route) under one model only.
+    model_check_tolerance: float = 5.0
 
     def __post_init__(self) -> None:
         if self.filter not in ("none", "complementary"):
             raise ValueError(f"LocalizationConfig.filter must be 'none' or 'complementary', got {self.filter!r}")
         if not (0.0 < self.gnss_gain <= 1.0):
             raise ValueError(f"LocalizationConfig.gnss_gain must be in (0, 1], got {self.gnss_gain}")
-        _positive("LocalizationConfig", reset_distance=self.reset_distance)
+        _positive(
+            "LocalizationConfig",
+            reset_distance=self.reset_distance,
+            max_plan_residual=self.max_plan_residual,
+            model_check_tolerance=self.model_check_tolerance,
+        )
+        if self.projection not in ("auto", "mercator", "tmerc"):
+            raise ValueError(
+                f"LocalizationConfig.projection must be 'auto', 'mercator' or 'tmerc', got {self.projection!r}"
+            )
         if not math.isfinite(self.gnss_mount_x):
             raise ValueError("LocalizationConfig.gnss_mount_x must be finite")
 
@@ -210,6 +223,9 @@ class AgentConfig:
     save_path: str | None = None
     #: full tracebacks are logged for this many failing steps, then one in every 100.
     max_logged_tracebacks: int = 5
+    #: run one planning step on blank camera frames during setup (then reset the policy), so a broken model, VLM or
+    #: device fails `setup` (the leaderboard's "Agent couldn't be set up") instead of braking on every tick.
+    setup_check: bool = True
     #: the pygame HUD (`viz`, needs the `viz` extra): `hud` opens a live window; `hud_record` writes `hud.mp4` and
     #: `hud.png` into the route's save folder (headless unless `hud` is set); the HUD draws every `hud_every`-th step.
     hud: bool = False
@@ -223,11 +239,8 @@ class AgentConfig:
             ("route", RouteConfig),
             ("controller", ControllerConfig),
         ):
-            value = getattr(self, name)
-            if isinstance(value, dict):
-                setattr(self, name, _build(cls, value, f"AgentConfig.{name}"))
-            elif not isinstance(value, cls):
-                raise TypeError(f"AgentConfig.{name} must be a mapping or {cls.__name__}, got {type(value).__name__}")
+            if not isinstance(getattr(self, name), cls):
+                raise TypeError(f"AgentConfig.{name} must be a {cls.__name__} (load plain data with from_dict)")
         _positive("AgentConfig", latency_budget_ms=self.latency_budget_ms)
         if int(self.metric_flush_every) != self.metric_flush_every or self.metric_flush_every < 1:
             raise ValueError(
@@ -245,31 +258,18 @@ class AgentConfig:
     @classmethod
     def from_yaml(cls, path: str | Path) -> AgentConfig:
         """Read and validate a YAML file; relative `checkpoint` paths resolve against the file's folder."""
-        import yaml
-
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"agent config {str(p)!r} does not exist")
-        with p.open("r", encoding="utf-8") as f:
-            raw = yaml.safe_load(f) or {}
-        if not isinstance(raw, dict):
-            raise ValueError(f"agent config {p}: top level must be a mapping, got {type(raw).__name__}")
-        cfg = cls.from_dict(raw, where=str(p))
+        cfg = load_config_file(cls, p, where=f"AgentConfig({p})")
         if cfg.checkpoint and not Path(cfg.checkpoint).is_absolute():
             cfg.checkpoint = str((p.parent / cfg.checkpoint).resolve())
         return cfg
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str = "AgentConfig") -> AgentConfig:
-        return _build(cls, raw, where)
+        """Strictly typed (see `irlvla.configload`): a wrong type or unknown key is a `ConfigError` naming the field."""
+        return load_config(cls, raw, where=where)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def _build(cls, raw: dict[str, Any], where: str):
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(names)}")
-    return cls(**raw)
+        return to_plain(self)

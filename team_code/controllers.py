@@ -119,19 +119,32 @@ class ControlCommand:
             )
 
     @classmethod
-    def emergency_brake(cls, reason: str = "") -> ControlCommand:
-        return cls(0.0, 0.0, 1.0, {"emergency": reason})
+    def emergency_brake(cls, reason: str = "", steer: float = 0.0) -> ControlCommand:
+        """Full brake, no throttle. `steer` keeps the last good steering: straightening the wheels mid-curve would
+        carry the car off its lane while it brakes."""
+        steer = float(steer) if math.isfinite(steer) else 0.0
+        return cls(float(np.clip(steer, -1.0, 1.0)), 0.0, 1.0, {"emergency": reason})
 
 
 def hazard_ahead(plan: PlanResult, cfg: ControllerConfig) -> bool:
     """Whether the policy's output explains a stop: its own `hazard` verdict when it gives one, else a confident
-    detection (boxes (A, 7) x, y, ... in the ego frame, scores (A,)) in the corridor ahead."""
+    detection (boxes (A, 7) x, y, ... in the ego frame, scores (A,)) in the corridor ahead.
+
+    Missing detections (None: the planner reported no perception) or malformed ones (mismatched lengths, non-finite
+    values) are an unknown hazard and count as one: the creep must never drive into something the policy could not
+    report. An empty but well-formed set of detections (A = 0) is "nothing ahead"."""
     if plan.hazard is not None:
         return plan.hazard
-    if plan.detections is None or plan.detections.boxes.shape[0] == 0:
-        return False
+    if plan.detections is None:
+        return True
     b = np.asarray(plan.detections.boxes, dtype=np.float64)
-    s = np.asarray(plan.detections.scores, dtype=np.float64)
+    s = np.asarray(plan.detections.scores, dtype=np.float64).reshape(-1)
+    if b.ndim != 2 or b.shape[1] < 2 or b.shape[0] != s.shape[0]:
+        return True
+    if b.shape[0] == 0:
+        return False
+    if not (np.all(np.isfinite(b[:, :2])) and np.all(np.isfinite(s))):
+        return True
     inside = (b[:, 0] > 0.0) & (b[:, 0] < cfg.hazard_distance) & (np.abs(b[:, 1]) < cfg.hazard_half_width)
     return bool(np.any(inside & (s >= cfg.hazard_score)))
 

@@ -23,12 +23,20 @@ import numpy as np
 
 from agent import geometry
 from agent.contract import Planner, PlanResult
-from agent.types import PLANNING_SAMPLING, CameraRig, EgoStatus, Observation, bench2drive_rig
+from agent.types import (
+    PLANNING_SAMPLING,
+    CameraRig,
+    EgoStatus,
+    NavigationCommand,
+    Observation,
+    Trajectory,
+    bench2drive_rig,
+)
 from team_code.base_agent import AgentTrack, BaseAgent
 from team_code.config import AgentConfig
 from team_code.controllers import ControlCommand, TrajectoryController, hazard_ahead
 from team_code.images import ImagePreprocessor
-from team_code.localization import ImuReading, Localizer, georeference_from_plan
+from team_code.localization import GEO_MODELS, GnssModelSelector, ImuReading, Localizer, calibrate_georeference
 from team_code.metric_log import MetricLogger, metric_info_from_actor
 from team_code.route import RoutePlanner, RouteTracker, road_option_value
 from team_code.sensors import GNSS_ID, IMU_ID, SPEED_ID, build_sensors, camera_ids
@@ -37,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 #: the leaderboard ticks at 20 Hz.
 DEFAULT_DT = 0.05
+#: `Observation.token` of the planning step `setup` runs on blank frames (`AgentConfig.setup_check`).
+SETUP_CHECK_TOKEN = "setup_check"
 
 
 def get_entry_point() -> str:
@@ -69,7 +79,7 @@ def load_policy(cfg: AgentConfig) -> Planner:
         return policy
     from agent.policy import DrivingPolicy  # torch and the model: only when this adapter builds the planner itself
 
-    device = _resolve_device(cfg.device)
+    device = resolve_device(cfg.device)
     if cfg.checkpoint:
         if not Path(cfg.checkpoint).exists():
             raise FileNotFoundError(f"checkpoint {cfg.checkpoint!r} does not exist")
@@ -103,12 +113,37 @@ def get_policy(cfg: AgentConfig) -> Planner:
     return policy
 
 
-def _resolve_device(device: str) -> str:
-    if device != "auto":
+def resolve_device(device: str) -> str:
+    """ "auto" -> "cuda" when CUDA is usable, else "cpu" (a warning: a CPU policy misses the 20 Hz budget); an explicit
+    "cuda[:N]" that this machine cannot serve is an error at setup, not a crash at the first tick. Always logged."""
+    if device == "cpu":
+        logger.info("policy device: cpu")
         return device
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "auto":
+        if torch.cuda.is_available():
+            logger.info("policy device: cuda (auto)")
+            return "cuda"
+        logger.warning("policy device: cpu (auto: CUDA is not available, falling back to the CPU)")
+        return "cpu"
+    if not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} is configured but CUDA is not available on this machine")
+    index = int(device.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        raise RuntimeError(f"device {device!r} is configured but only {torch.cuda.device_count()} GPU(s) are visible")
+    logger.info("policy device: %s", device)
+    return device
+
+
+def _plan_trajectory(plan: PlanResult) -> Trajectory:
+    """The trajectory to drive, or an error saying what is wrong with the planner's output."""
+    if not isinstance(plan, PlanResult):
+        raise TypeError(f"policy.step returned {type(plan).__name__}, not an agent.contract.PlanResult")
+    traj = plan.trajectory  # a validated Trajectory: finite (P, 3) poses
+    if traj.poses.shape[0] < 2:
+        raise ValueError(f"policy trajectory must have at least 2 poses, got {traj.poses.shape[0]}")
+    return traj
 
 
 def _vehicle_control(cmd: ControlCommand):
@@ -158,6 +193,8 @@ class IrlVlaB2DAgent(BaseAgent):
         self._route_ready = False
         if self._global_plan_world_coord:  # the evaluator sets the plan before setup(): pay the route set-up here
             self._init_route()
+        if cfg.setup_check:
+            self._check_policy()
         self.metric_logger = self._open_metric_logger()
         self.hud = None
         if cfg.hud or cfg.hud_record:  # optional pygame HUD (viz extra), imported only when asked for
@@ -177,7 +214,7 @@ class IrlVlaB2DAgent(BaseAgent):
             cmd = self._step(input_data, float(timestamp))
         except Exception as e:
             self.failures += 1
-            cmd = ControlCommand.emergency_brake(f"{type(e).__name__}: {e}")
+            cmd = ControlCommand.emergency_brake(f"{type(e).__name__}: {e}", steer=self._last_steer)
             n = self.failures
             if n <= self.config.max_logged_tracebacks or n % 100 == 0:
                 logger.error("step %d failed (failure #%d), braking:\n%s", step, n, traceback.format_exc())
@@ -262,19 +299,75 @@ class IrlVlaB2DAgent(BaseAgent):
         dense_xy = _plan_world_xy(dense)
         gps_plan = self._plan_gps_HACK if self._plan_gps_HACK is not None else self._global_plan
         gps = [g[0] if isinstance(g, (tuple, list)) else g for g in gps_plan]
-        lat_ref, lon_ref = georeference_from_plan(gps, dense_xy if len(gps) == len(dense_xy) else sparse_xy)
-        self.lat_ref, self.lon_ref = lat_ref, lon_ref
+        loc = self.config.localization
+        self.geo_calibration = calibrate_georeference(
+            gps,
+            dense_xy if len(gps) == len(dense_xy) else sparse_xy,
+            kinds=GEO_MODELS if loc.projection == "auto" else (loc.projection,),
+            max_residual_m=loc.max_plan_residual,
+        )
+        lat_ref, lon_ref = self.lat_ref, self.lon_ref = (
+            self.geo_calibration.model.lat_ref,
+            self.geo_calibration.model.lon_ref,
+        )
         initial = None
         if len(dense_xy) > 1:
             d = dense_xy[min(5, len(dense_xy) - 1)] - dense_xy[0]
             initial = math.atan2(d[1], d[0]) if np.hypot(*d) > 1e-6 else None
-        self.localizer = Localizer(self.config.localization, lat_ref, lon_ref, initial_heading=initial)
+        selector = GnssModelSelector(self.geo_calibration.candidates, dense_xy, tolerance_m=loc.model_check_tolerance)
+        self.localizer = Localizer(loc, selector, initial_heading=initial)
         self.route_planner = RoutePlanner(self.config.route, sparse_xy, [o for _, o in plan])
         self.route_tracker = RouteTracker(dense_xy, num_points=self.config.route.route_points)
         self._route_ready = True
         logger.info(
             "route: %d plan points (%d dense), georeference (%.8f, %.8f)", len(plan), len(dense), lat_ref, lon_ref
         )
+
+    def _time_step(self, timestamp: float) -> float:
+        """Seconds since the last tick that updated the pose; a NaN timestamp or one that goes backwards counts as
+        one nominal tick (logged), so one bad timestamp never poisons the estimate of the ticks after it."""
+        last = self._last_timestamp
+        if not math.isfinite(timestamp):
+            logger.warning("timestamp %r is not finite: assuming one tick (%.2f s) passed", timestamp, DEFAULT_DT)
+            return DEFAULT_DT
+        if last is None:
+            return DEFAULT_DT
+        dt = timestamp - last
+        if dt <= 0.0:
+            logger.warning("timestamp %.3f does not advance past %.3f: assuming one tick", timestamp, last)
+            return DEFAULT_DT
+        return max(dt, 1e-3)
+
+    def _check_policy(self) -> None:
+        """One planning step on blank frames at the sensors' resolution, then a policy reset (`setup_check`)."""
+        frames = {s["id"]: np.zeros((s["height"], s["width"], 4), np.uint8) for s in build_sensors() if "width" in s}
+        images = self.preprocessor({name: frames[name] for name in camera_ids()})
+        h, w = images[camera_ids()[0]].shape[:2]
+        rig = self._rigs.setdefault((w, h), bench2drive_rig(w, h))
+        n = self.config.route.route_points
+        obs = Observation(
+            images=images,
+            rig=rig,
+            ego=EgoStatus(
+                velocity=np.zeros(2),
+                acceleration=np.zeros(2),
+                command=NavigationCommand.from_carla_road_option(4),  # LANEFOLLOW
+            ),
+            timestamp=0.0,
+            target_point=np.array([10.0, 0.0]),
+            route=np.stack([np.linspace(2.0, 2.0 * n, n), np.zeros(n)], axis=-1),
+            token=SETUP_CHECK_TOKEN,
+            extras={"world_pose": np.zeros(3), "heading_valid": False, "road_option": 4, "lat_lon_ref": (0.0, 0.0)},
+        )
+        try:
+            _plan_trajectory(self.policy.step(obs))
+        except Exception as e:
+            raise RuntimeError(
+                f"setup check: the policy cannot plan on a blank frame ({type(e).__name__}: {e}); fix the "
+                "configuration or set setup_check: false"
+            ) from e
+        self.policy.reset()
+        logger.info("setup check: the policy planned on blank frames")
 
     def _step(self, input_data: dict, timestamp: float) -> ControlCommand:
         timings = self.last_timings = {}
@@ -288,8 +381,7 @@ class IrlVlaB2DAgent(BaseAgent):
 
         if not self._route_ready:
             self._init_route()
-        dt = DEFAULT_DT if self._last_timestamp is None else max(timestamp - self._last_timestamp, 1e-3)
-        self._last_timestamp = timestamp
+        dt = self._time_step(timestamp)
 
         missing = [k for k in (*camera_ids(), GNSS_ID, IMU_ID, SPEED_ID) if k not in input_data]
         if missing:
@@ -299,6 +391,10 @@ class IrlVlaB2DAgent(BaseAgent):
             raise ValueError(f"speedometer reading is not finite: {speed}")
         imu = ImuReading.from_leaderboard(input_data[IMU_ID][1])
         pose = self.localizer.update(input_data[GNSS_ID][1], imu.compass, speed, dt)
+        # the estimate now covers the time up to this tick (a NaN or backwards timestamp counts as one nominal tick)
+        last = self._last_timestamp
+        advances = math.isfinite(timestamp) and (last is None or timestamp > last)
+        self._last_timestamp = timestamp if advances else (last or 0.0) + dt
         pose_arr = pose.array
         target = self.route_planner.run_step(pose_arr)
         route_ahead = self.route_tracker.update(pose_arr)
@@ -335,11 +431,7 @@ class IrlVlaB2DAgent(BaseAgent):
         plan = self.policy.step(obs)
         lap("policy_ms")
 
-        if not isinstance(plan, PlanResult):
-            raise TypeError(f"policy.step returned {type(plan).__name__}, not an agent.contract.PlanResult")
-        traj = plan.trajectory  # a validated Trajectory: finite (P, 3) poses
-        if traj.poses.shape[0] < 2:
-            raise ValueError(f"policy trajectory must have at least 2 poses, got {traj.poses.shape[0]}")
+        traj = _plan_trajectory(plan)
         if traj.sampling.interval != self.controller.interval:
             self.controller.interval = traj.sampling.interval
         hazard = hazard_ahead(plan, self.config.controller)

@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from irlvla.atomic import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -58,20 +59,6 @@ def _check_record(info: Mapping[str, Sequence[float]]) -> dict[str, list[float]]
     return out
 
 
-def atomic_write_json(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def read_journal(journal: Path) -> dict[str, dict]:
     """Steps from a journal; a torn last line (process killed mid-write) is skipped with a warning."""
     out: dict[str, dict] = {}
@@ -91,7 +78,7 @@ def materialize(journal: Path, target: Path | None = None) -> Path:
     """Rebuild `metric_info.json` next to `journal` (or at `target`) from the journal, atomically."""
     journal = Path(journal)
     target = target or journal.with_name(JSON_NAME)
-    atomic_write_json(target, read_journal(journal))
+    atomic_write_text(target, json.dumps(read_journal(journal)))
     return target
 
 
@@ -128,7 +115,7 @@ class MetricLogger:
 
     def flush(self) -> None:
         """Write `metric_info.json` atomically from the in-memory records."""
-        atomic_write_json(self.json_path, self._records)
+        atomic_write_text(self.json_path, json.dumps(self._records))
         self._dirty = 0
 
     def close(self) -> None:

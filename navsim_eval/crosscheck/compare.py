@@ -15,9 +15,7 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from irlvla.atomic import atomic_write_text
 from navsim_eval.config import METRIC_NAMES
 from sim.scene import EGO_VX, Scene
 
@@ -227,10 +226,7 @@ def summarise(results: list[SceneComparison], atol: float) -> dict:
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(obj, fh, indent=1)
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=1))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,9 +6,11 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from agent.config import ModelConfig, PlannerConfig, PreprocessConfig, SegConfig, load_preset
 from agent.types import PATH_PLAN_COMMANDS, SPEED_PLAN_COMMANDS
+from irlvla.configload import ConfigError
 
 SEED = Path(__file__).resolve().parents[2] / ".." / "shared" / "seed" / "IRL-VLA-supplementary.txt"
 
@@ -97,3 +99,37 @@ def test_malformed_config_files_are_value_errors(tmp_path):
     bad_json.write_text('{"planner": ')
     with pytest.raises(ValueError):
         ModelConfig.load(bad_json)
+
+
+@pytest.mark.parametrize(
+    "section, key, value, where",
+    [
+        ("backbone", "depthwise", "no", "ModelConfig.backbone.depthwise must be bool"),
+        ("backbone", "depthwise", "false", "ModelConfig.backbone.depthwise must be bool"),
+        ("rwm", "detach_inputs", 0, "ModelConfig.rwm.detach_inputs must be bool"),
+        ("planner", "num_anchors", 20.0, "ModelConfig.planner.num_anchors must be int"),
+        ("bev", "size", "128", "ModelConfig.bev.size must be int"),
+        ("bev", "range_m", "64", "ModelConfig.bev.range_m must be float"),
+        ("bev", "range_m", True, "ModelConfig.bev.range_m must be float"),
+        ("preprocess", "crop", 1, "ModelConfig.preprocess.crop must be str"),
+        ("preprocess", "mean", [0.5, 0.5], "ModelConfig.preprocess.mean must have 3 items"),
+        ("preprocess", "camera_names", "CAM_FRONT", "ModelConfig.preprocess.camera_names must be a list"),
+        ("vlm", "background", "yes", "ModelConfig.vlm.background must be bool"),
+    ],
+)
+def test_wrong_types_are_errors_naming_the_field(section, key, value, where):
+    data = load_preset("tiny").to_dict()
+    data[section][key] = value
+    with pytest.raises(ConfigError) as err:
+        ModelConfig.from_dict(data)
+    assert str(err.value).startswith(where)
+
+
+def test_yaml_exponent_floats_are_numbers(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    data = load_preset("tiny").to_dict()
+    path.write_text(yaml.safe_dump(data).replace("focal_gamma: 2.0", "focal_gamma: 2e0"))
+    assert ModelConfig.load(path).planner.focal_gamma == 2.0
+    path.write_text(yaml.safe_dump(data).replace("d_model: 32", "d_model: 32.0"))
+    with pytest.raises(ConfigError, match=r"ModelConfig\(cfg.yaml\).d_model must be int, got float 32.0"):
+        ModelConfig.load(path)

@@ -127,6 +127,8 @@ class SensorModel:
     gnss_noise_deg: float = 0.0
     nan_compass_steps: int = 2
     seed: int = 0
+    #: CARLA (x, y) -> (lat, lon) of the server's GNSS sensor; None: the <= 0.9.15 Mercator (`location_to_gps`)
+    gnss: Callable[[float, float], tuple[float, float]] | None = None
 
     def __post_init__(self) -> None:
         from team_code.sensors import build_sensors
@@ -137,6 +139,16 @@ class SensorModel:
 
     def read(self, vehicle: KinematicVehicle, step: int, frames: dict[str, np.ndarray], frame_id: int) -> dict:
         data = self.suite.read(frame_id, step, vehicle.state)
+        if self.gnss is not None:  # another server's GNSS model, at the antenna 0.01 m behind the rear axle
+            from team_code.sensors import GNSS_ID
+
+            v = vehicle.state
+            back = 1.4 - MKZ2020.centre_ahead_of_rear_axle
+            lat, lon = self.gnss(v.x - back * math.cos(v.heading), -(v.y - back * math.sin(v.heading)))
+            if self.gnss_noise_deg:
+                lat += self.suite.rng.normal(0.0, self.gnss_noise_deg)
+                lon += self.suite.rng.normal(0.0, self.gnss_noise_deg)
+            data[GNSS_ID] = (frame_id, np.array([lat, lon, 0.0]))
         data.update({name: (frame_id, img) for name, img in frames.items()})
         return data
 

@@ -25,7 +25,8 @@ class _StraightPolicy(H.StatelessPlanner):
         self.observations = []
 
     def step(self, obs):
-        self.observations.append(obs)
+        if obs.token != agent_module.SETUP_CHECK_TOKEN:
+            self.observations.append(obs)
         poses = np.stack([2.0 * np.arange(1, 9), np.zeros(8), np.zeros(8)], axis=-1)
         return PlanResult(Trajectory(poses), timings={"total": 1.0})
 
@@ -50,11 +51,12 @@ class _NotAPlan(H.StatelessPlanner):
 LAT_REF, LON_REF = 45.5, 9.25
 
 
-def _setup(tmp_path, policy, save_names=("route_a",), extra_yaml=""):
+def _setup(tmp_path, policy, save_names=("route_a",), extra_yaml="", line=None):
     cfg = tmp_path / "agent.yaml"
     cfg.write_text(f"policy_entry_point: 'b2d_harness:current_policy'\nsave_path: '{tmp_path / 'out'}'\n{extra_yaml}")
     H.CURRENT_POLICY[0] = policy
-    line = np.stack([np.linspace(0.0, 100.0, 101), np.zeros(101)], axis=-1)
+    if line is None:
+        line = np.stack([np.linspace(0.0, 100.0, 101), np.zeros(101)], axis=-1)
     gps, world = H.build_global_plan(line, LAT_REF, LON_REF)
     config_string = str(cfg)
     agents = []
@@ -120,7 +122,7 @@ def test_observation_contents(tmp_path):
     [(_Raising(), "model exploded"), (_NaN(), "NaN"), (_NotAPlan(), "not an agent.contract.PlanResult")],
 )
 def test_failing_step_brakes_logs_and_counts(tmp_path, caplog, policy, message):
-    (agent,), _ = _setup(tmp_path, policy)
+    (agent,), _ = _setup(tmp_path, policy, extra_yaml="setup_check: false\n")
     with caplog.at_level(logging.ERROR, logger="team_code.irlvla_b2d_agent"):
         log, _ = _drive(agent, steps=8)
     assert agent.failures == 8
@@ -251,3 +253,177 @@ def test_base_is_the_leaderboard_agent_when_importable(monkeypatch):
         monkeypatch.undo()
         importlib.reload(base_agent)
     assert not base_agent.USING_LEADERBOARD and base_agent.BaseAgent is base_agent.LocalAutonomousAgent
+
+
+# ------------------------------------------------------------------------------- robustness (issue 9 item 6)
+def _tick(agent, veh, sensors, k, t, frames=None, **overrides):
+    data = sensors.read(veh, k, frames or H.synthetic_frames(160, 90, k), frame_id=1000 + k)
+    data.update(overrides)
+    control = agent.run_step(data, t)
+    veh.apply(control, 0.05)
+    return control
+
+
+@pytest.mark.parametrize("bad", ["nan_timestamp", "nan_gnss", "missing_speed", "backwards_timestamp"])
+def test_recovers_on_the_next_good_tick(tmp_path, bad):
+    policy = _StraightPolicy()
+    (agent,), _ = _setup(tmp_path, policy)
+    agent.hero_actor = None
+    veh = H.KinematicVehicle(0.0, 0.0, 0.0)
+    sensors = H.SensorModel(LAT_REF, LON_REF, nan_compass_steps=0)
+    for k in range(6):
+        _tick(agent, veh, sensors, k, k * 0.05)
+    good_before = agent.failures
+    data = sensors.read(veh, 6, H.synthetic_frames(160, 90, 6), frame_id=1006)
+    t = 6 * 0.05
+    if bad == "nan_timestamp":
+        t = float("nan")
+    elif bad == "backwards_timestamp":
+        t = 0.0
+    elif bad == "nan_gnss":
+        data["GPS"] = (1006, np.array([float("nan"), float("nan"), 0.0]))
+    else:
+        del data["SPEED"]
+    agent.run_step(data, t)
+    bad_failed = agent.failures - good_before
+    assert bad_failed == (1 if bad in ("nan_gnss", "missing_speed") else 0)  # a usable tick is not wasted
+    for k in range(7, 12):
+        truth = (veh.x, veh.y)  # the rear axle the sensors read at this tick
+        _tick(agent, veh, sensors, k, k * 0.05)
+    assert agent.failures == good_before + bad_failed  # every later tick is good again
+    pose = policy.observations[-1].extras["world_pose"]
+    assert np.all(np.isfinite(pose)) and policy.observations[-1].token == "route_a:11"
+    assert pose[:2] == pytest.approx(truth, abs=0.15)  # the filter's dead reckoning across the bad tick
+    assert agent._last_timestamp == pytest.approx(11 * 0.05)
+    agent.destroy()
+
+
+class _CurveThenFail(H.StatelessPlanner):
+    """Plans a left curve for `good` ticks, then raises."""
+
+    def __init__(self, good: int):
+        self.good, self.calls = good, 0
+
+    def step(self, obs):
+        if obs.token == agent_module.SETUP_CHECK_TOKEN:
+            return _StraightPolicy().step(obs)
+        self.calls += 1
+        if self.calls > self.good:
+            raise RuntimeError("model exploded")
+        t = np.arange(1, 9) * 2.0
+        poses = np.stack([t, 0.04 * t**2, np.zeros(8)], axis=-1)
+        return PlanResult(Trajectory(poses))
+
+
+def test_emergency_brake_keeps_the_last_good_steering(tmp_path):
+    a = np.linspace(0.0, math.pi / 2, 100)
+    left_arc = np.stack([20.0 * np.sin(a), 20.0 * (1.0 - np.cos(a))], axis=-1)  # a left turn from the start
+    (agent,), _ = _setup(tmp_path, _CurveThenFail(good=5), line=H.resample(left_arc, 1.0))
+    log, _ = _drive(agent, steps=8)
+    last_good = log.controls[4][0]
+    assert last_good < -0.02  # steering left (CARLA: negative)
+    assert [c[2] for c in log.controls[5:]] == [1.0, 1.0, 1.0] and agent.failures == 3
+    assert all(c[0] == last_good for c in log.controls[5:])  # the wheels stay where they were
+    agent.destroy()
+
+
+@pytest.mark.parametrize("policy", [_Raising(), _NaN()], ids=["raising", "nan"])
+def test_a_broken_policy_fails_setup(tmp_path, policy):
+    with pytest.raises(RuntimeError, match="setup check: the policy cannot plan on a blank frame"):
+        _setup(tmp_path, policy)
+
+
+def test_a_pretrained_vlm_without_model_path_fails_setup(tmp_path):
+    """The `full` preset's mistake in small: a checkpoint whose VLM is `pretrained` with no `model_path`."""
+    import torch
+
+    from agent.checkpoint import save_checkpoint
+    from agent.config import load_preset
+    from agent.model.irlvla import build_model
+
+    torch.manual_seed(0)
+    cfg = load_preset("tiny", vlm={"backend": "pretrained", "model_path": None})
+    ckpt = save_checkpoint(build_model(cfg), tmp_path / "w" / "vlm.safetensors")
+    yaml = tmp_path / "agent.yaml"
+    yaml.write_text(f"checkpoint: '{ckpt}'\ndevice: cpu\nreuse_policy: false\n")
+    line = np.stack([np.linspace(0.0, 100.0, 101), np.zeros(101)], axis=-1)
+    gps, world = H.build_global_plan(line, LAT_REF, LON_REF)
+    with pytest.raises(FileNotFoundError, match="backend='pretrained' needs model_path"):  # the policy builds its VLM
+        H.construct_agent(agent_module, str(yaml), "route", gps, world)
+
+
+class _StopWith(H.StatelessPlanner):
+    """Plans to stand still and reports `detections` as given (None: the planner reports no perception)."""
+
+    def __init__(self, detections):
+        self.detections = detections
+
+    def step(self, obs):
+        return PlanResult(Trajectory(np.zeros((8, 3))), detections=self.detections)
+
+
+def _one_box(box, score):
+    return Detections(np.array([box], dtype=np.float64), np.array([score]), np.zeros(1, dtype=int), ("car",))
+
+
+@pytest.mark.parametrize(
+    "detections",
+    [
+        None,
+        _one_box([np.nan, 0.0, 0.0, 4.5, 1.9, 0.0, 0.0], 0.9),
+        _one_box([30.0, 0.0, 0.0, 4.5, 1.9, 0.0, 0.0], np.nan),
+    ],
+    ids=["absent", "nan_box", "nan_score"],
+)
+def test_unknown_detections_stop_the_creep(tmp_path, detections):
+    yaml = "controller: {stuck_seconds: 1.0, creep_seconds: 0.5}\n"
+    (agent,), _ = _setup(tmp_path, _StopWith(detections), extra_yaml=yaml)
+    _, veh = _drive(agent, steps=40)
+    agent.destroy()
+    assert agent.controller.creeps == 0 and veh.x == 0.0 and agent.failures == 0
+
+
+def test_the_resolved_device_is_logged(monkeypatch, caplog):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with caplog.at_level(logging.INFO, logger="team_code.irlvla_b2d_agent"):
+        assert agent_module.resolve_device("auto") == "cpu"
+        assert agent_module.resolve_device("cpu") == "cpu"
+    assert "policy device: cpu (auto: CUDA is not available, falling back to the CPU)" in caplog.text
+    assert "policy device: cpu" in caplog.text.splitlines()[-1]
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        agent_module.resolve_device("cuda:0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert agent_module.resolve_device("auto") == "cuda" and agent_module.resolve_device("cuda:0") == "cuda:0"
+    with pytest.raises(RuntimeError, match="only 1 GPU"):
+        agent_module.resolve_device("cuda:1")
+
+
+def test_localises_on_a_0916_server(tmp_path, caplog):
+    """Plan GNSS from the leaderboard's Mercator, sensor GNSS from 0.9.16's transverse Mercator, 20 km out."""
+    from agent import geometry
+
+    def tmerc(x_carla, y_carla):
+        lat, lon = geometry.world_to_gnss_tmerc(x_carla, -y_carla, LAT_REF, LON_REF)
+        return float(lat), float(lon)
+
+    policy = _StraightPolicy()
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text("policy_entry_point: 'b2d_harness:current_policy'\nlocalization: {filter: none}\n")
+    H.CURRENT_POLICY[0] = policy
+    x0, y0 = 12345.6, 9876.5
+    line = np.stack([np.linspace(x0, x0 + 100.0, 101), np.full(101, y0)], axis=-1)
+    gps, world = H.build_global_plan(line, LAT_REF, LON_REF)
+    with caplog.at_level(logging.INFO, logger="team_code.localization"):
+        agent, _ = H.construct_agent(agent_module, str(cfg), "r", gps, world)
+        veh = H.KinematicVehicle(x0 - 1.39, y0, 0.0)  # rear axle behind the spawn point (the box centre)
+        sensors = H.SensorModel(LAT_REF, LON_REF, gnss=tmerc)
+        log = H.drive(agent, veh, sensors, 4, lambda k, v: H.synthetic_frames(160, 90, k))
+    assert agent.geo_calibration.model.kind == "mercator" and agent.localizer.model.kind == "tmerc"
+    assert "switching" in caplog.text
+    pose = policy.observations[-1].extras["world_pose"]
+    assert pose[:2] == pytest.approx(log.poses[-2][:2], abs=0.01)
+    assert agent.failures == 0
+    agent.destroy()

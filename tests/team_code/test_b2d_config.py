@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from irlvla.configload import ConfigError
 from team_code.config import AgentConfig, ControllerConfig, ImageConfig, LocalizationConfig, RouteConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,10 +27,10 @@ def test_nested_dicts_and_unknown_keys(tmp_path):
     assert cfg.controller.lateral.kp == 1.0 and cfg.controller.lateral.window == 10
     assert cfg.images.jpeg_quality is None
     p.write_text("controler: {}\n")
-    with pytest.raises(ValueError, match="unknown key"):
+    with pytest.raises(ValueError, match="unknown field"):
         AgentConfig.from_yaml(p)
     p.write_text("controller:\n  lateral: {kp: 1.0, ki: 0.0, kd: 0.0, windw: 10}\n")
-    with pytest.raises(ValueError, match="unknown key"):
+    with pytest.raises(ValueError, match="unknown field"):
         AgentConfig.from_yaml(p)
     with pytest.raises(FileNotFoundError):
         AgentConfig.from_yaml(tmp_path / "missing.yaml")
@@ -53,3 +54,36 @@ def test_nested_dicts_and_unknown_keys(tmp_path):
 def test_validation_errors_name_the_field(build, match):
     with pytest.raises(ValueError, match=match):
         build()
+
+
+@pytest.mark.parametrize(
+    "yaml_text, message",
+    [
+        ("reuse_policy: 'no'\n", ").reuse_policy must be bool, got str 'no'"),
+        ("reuse_policy: 'false'\n", ").reuse_policy must be bool, got str 'false'"),
+        ("metric_flush_every: 20.0\n", ").metric_flush_every must be int, got float 20.0"),
+        ("route: {route_points: 20.0}\n", ").route.route_points must be int, got float 20.0"),
+        ("controller: {lateral: {kp: 1, ki: 0, kd: 0, window: 40.0}}\n", "controller.lateral.window must be int"),
+        ("images: {height: 256.0}\n", ").images.height must be int, got float 256.0"),
+        ("localization: {filter: 1}\n", ").localization.filter must be str, got int 1"),
+        ("device: [cpu]\n", ").device must be str"),
+    ],
+)
+def test_wrong_types_in_yaml_name_the_field(tmp_path, yaml_text, message):
+    p = tmp_path / "a.yaml"
+    p.write_text(yaml_text)
+    with pytest.raises(ConfigError) as err:
+        AgentConfig.from_yaml(p)
+    assert str(err.value).startswith(f"AgentConfig({p})")
+    assert message in str(err.value)
+
+
+def test_yaml_booleans_stay_booleans(tmp_path):
+    p = tmp_path / "a.yaml"
+    p.write_text("reuse_policy: no\n")  # YAML's own boolean, not a string
+    assert AgentConfig.from_yaml(p).reuse_policy is False
+
+
+def test_to_dict_round_trips_through_the_loader():
+    cfg = AgentConfig.from_dict({"controller": {"throttle_cap_speed": 5.0}, "images": {"height": 256}})
+    assert AgentConfig.from_dict(cfg.to_dict()) == cfg

@@ -106,7 +106,7 @@ def test_hazard_ahead_from_flag_or_detections():
     cfg = ControllerConfig()  # corridor 0 < x < 20 m, |y| < 2 m, score >= 0.3
     stop = Trajectory(np.zeros((8, 3)))
     assert hazard_ahead(PlanResult(stop, hazard=True), cfg) and not hazard_ahead(PlanResult(stop, hazard=False), cfg)
-    assert not hazard_ahead(PlanResult(stop), cfg)  # neither a verdict nor detections
+    assert hazard_ahead(PlanResult(stop), cfg)  # neither a verdict nor detections: an unknown hazard
 
     def det(x, y, score):
         boxes = np.array([[x, y, 0.0, 4.5, 1.9, 0.0, 0.0]])
@@ -120,5 +120,7 @@ def test_hazard_ahead_from_flag_or_detections():
     assert hazard_ahead(det(19.9, -1.9, 0.3), cfg)  # corner of the corridor, at the score threshold
     empty = PlanResult(stop, detections=Detections(np.zeros((0, 7)), np.zeros(0), np.zeros(0, dtype=int), ("car",)))
     assert not hazard_ahead(empty, cfg)
+    assert hazard_ahead(det(float("nan"), 0.0, 0.9), cfg)  # malformed: unknown, so a hazard
+    assert hazard_ahead(det(30.0, 0.0, float("nan")), cfg)
     flagged = PlanResult(stop, hazard=False, detections=det(8.0, 0.0, 0.9).detections)
     assert not hazard_ahead(flagged, cfg)  # the planner's own verdict wins over detections
