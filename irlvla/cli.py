@@ -15,6 +15,7 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "scenes": ("sim.cli", "generate, inspect and render embedded-world scenes"),
     "epdms": ("navsim_eval.cli", "NAVSIM v2 EPDMS scoring of trajectories on scenes"),
+    "navsim": ("navsim_agent.cli", "NAVSIM v2 agent: two-stage evaluation and submission"),
     "b2d": ("bench2drive_eval.cli", "Bench2Drive evaluation launcher and metrics"),
     "model": ("agent.cli", "IRL-VLA model summaries"),
     "drive": ("sim.closed_loop.cli", "closed-loop driving on the embedded world, scored like the leaderboard"),

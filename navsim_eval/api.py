@@ -16,14 +16,14 @@ import numpy as np
 from agent import geometry
 from agent.epdms_metrics import DAC, DDC, EC, EP, HC, LK, NC, TLC, TTC, epdms_from_table
 from navsim_eval.aggregate import apply_human_filter
-from navsim_eval.comfort import history_states, two_frame_extended_comfort
+from navsim_eval.cache import SceneCache
+from navsim_eval.comfort import two_frame_extended_comfort
 from navsim_eval.config import METRIC_NAMES, EpdmsConfig
 from navsim_eval.mapquery import MapQueries
-from navsim_eval.observation import Observation, build_observation
-from navsim_eval.pdm_closed import pdm_closed_reference
-from navsim_eval.scorer import FrameScores, normalise_progress, pdm_score, score_states
-from navsim_eval.simulation import initial_state_from_scene, interpolate_plans, simulate
-from navsim_eval.traffic import idm_reactive, log_replay
+from navsim_eval.observation import Observation
+from navsim_eval.scorer import FrameScores, normalise_progress, score_states
+from navsim_eval.simulation import interpolate_plans, simulate
+from navsim_eval.traffic import idm_reactive
 from sim.scene import Scene
 
 logger = logging.getLogger(__name__)
@@ -97,65 +97,13 @@ def validate_proposals(proposals, num_poses: int = 8) -> np.ndarray:
     return arr
 
 
-def _check_scene(scene: Scene) -> None:
-    if not isinstance(scene, Scene):
-        raise TypeError(f"scene must be a sim.scene.Scene, got {type(scene).__name__}")
-    if not scene.map.lanes or not scene.map.roadblocks:
-        raise ValueError(f"scene {scene.token}: has no map (no lanes or roadblocks)")
-    if scene.route is None or not scene.route.lane_ids:
-        raise ValueError(f"scene {scene.token}: has no route")
-
-
-def _cached(scene: Scene, name: str, config: EpdmsConfig, compute):
-    """Per-scene memo for everything that does not depend on the proposals (reference, human row).
-
-    Stored on the scene's map object, keyed by the token, current index, ego log, agents, lights, route and config,
-    so repeated calls on one scene (many proposal batches, RL) pay for the reference planner and the human filter
-    once, while scenes sharing one map (what-if variants) or edited in place never see each other's results.
-    """
-    content = (
-        scene.ego.tobytes(),
-        scene.agents.states.tobytes(),
-        scene.agents.valid.tobytes(),
-        scene.agents.types.tobytes(),
-        scene.agents.sizes.tobytes(),
-        tuple((tl.id, tl.connector_ids, np.asarray(tl.states).tobytes()) for tl in scene.traffic_lights),
-        scene.route.lane_ids,
-        scene.route.centerline.tobytes(),
-    )
-    key = ("_epdms", name, scene.token, scene.current_index, hash(content), hash(config))
-    store = scene.map.__dict__.setdefault("_epdms_memo", {})
-    if key not in store:
-        store[key] = compute()
-    return store[key]
-
-
-def _reference(scene: Scene, obs: Observation, init: np.ndarray, config: EpdmsConfig) -> tuple[np.ndarray, np.ndarray]:
-    """PDM-Closed's IDM trajectory (41, 11; what the metric cache stores) and its simulation, which is scored."""
-    return _cached(scene, "reference", config, lambda: _compute_reference(scene, obs, init, config))
-
-
-def _compute_reference(
-    scene: Scene, obs: Observation, init: np.ndarray, config: EpdmsConfig
-) -> tuple[np.ndarray, np.ndarray]:
-    mq = MapQueries.of(scene, config.scorer.drivable_map_radius)
-    sc = config.scorer
-    params = scene.ego_params
-    dt = config.simulation.interval
-
-    def rank(states: np.ndarray, forecast: Observation) -> np.ndarray:
-        fs = score_states(states, forecast, mq, sc, params, dt)
-        ep = normalise_progress(fs.progress, fs.multiplicative, 0.0, sc.progress_distance_threshold, "batch")
-        return pdm_score(fs, sc, ep)
-
-    best = pdm_closed_reference(scene, obs, init, config, rank)
-    return best, simulate(best[None, :, :3], init, config.simulation, params.wheelbase)[0]
-
-
-def _traffic(scene: Scene, obs: Observation, states: np.ndarray, config: EpdmsConfig) -> Observation:
+def _traffic(cache: SceneCache, states: np.ndarray) -> Observation:
+    config, scene = cache.config, cache.scene
     if config.reactive:
-        return idm_reactive(scene, obs, states, scene.ego_params, config.traffic, config.simulation.interval)
-    return obs
+        return idm_reactive(
+            scene, cache.observation, states, scene.ego_params, config.traffic, config.simulation.interval, cache.memo
+        )
+    return cache.observation
 
 
 def _ref_multiplicative(
@@ -183,52 +131,62 @@ def score_proposals(
     config: EpdmsConfig | None = None,
     previous: np.ndarray | EpdmsResult | None = None,
     stage_one: bool | None = None,
+    cache: SceneCache | None = None,
 ) -> EpdmsResult:
     """Score K plans (K, 8, 3) — poses at 0.5 s .. 4 s in the current rear-axle frame — on one scene.
 
     previous: the simulated states (41, 11) or (K, 41, 11) of the frame 0.5 s earlier (or its EpdmsResult with one
     proposal or K), for EC; None leaves EC NaN. stage_one: apply the human filter (default: unless the scene's
-    metadata marks it synthetic).
+    metadata marks it synthetic). cache: the scene's `SceneCache` (build it once and pass it to every call on the
+    scene; it also carries a given reference and centreline); None builds a throw-away one (config from the cache
+    when config is None).
     """
-    config = config or EpdmsConfig()
-    _check_scene(scene)
+    if cache is None:
+        config = config or EpdmsConfig()
+        cache = SceneCache.build(scene, config)
+    else:
+        config = config or cache.config
+        cache.check(scene, config)
     sc, sim_cfg = config.scorer, config.simulation
     plans = validate_proposals(proposals, int(round(sim_cfg.num_poses * sim_cfg.interval / sim_cfg.plan_interval)))
     k = plans.shape[0]
     dt = sim_cfg.interval
     params = scene.ego_params
-    mq = MapQueries.of(scene, sc.drivable_map_radius)
-    init = initial_state_from_scene(scene)
-    obs, history = _cached(
-        scene,
-        "observation",
-        config,
-        lambda: (
-            log_replay(build_observation(scene, sim_cfg.num_poses + 1, dt, sc.navsim_2hz_agents), init, params),
-            history_states(scene, sc, dt),
-        ),
-    )
-    ref_plan, ref = _reference(scene, obs, init, config)
+    mq, init = cache.map_queries, cache.init
+    synthetic = bool(scene.metadata.get("synthetic", False)) if isinstance(scene.metadata, dict) else False
+    apply_filter = sc.human_penalty_filter and (stage_one if stage_one is not None else not synthetic)
 
-    states = simulate(interpolate_plans(plans, init[:3], sim_cfg), init, sim_cfg, params.wheelbase)
-    traffic = _traffic(scene, obs, states, config)
-    fs = score_states(states, traffic, mq, sc, params, dt, history=history)
+    # one simulation for the proposals and whatever the cache still lacks (reference, human)
+    rows = [interpolate_plans(plans, init[:3], sim_cfg)]
+    need_ref = cache.reference_states is None
+    need_human = apply_filter and "human" not in cache.memo
+    if need_ref:
+        rows.append(cache.reference_plan[None, :, :3])
+    if need_human:
+        rows.append(interpolate_plans(scene.human_trajectory(8, sim_cfg.plan_interval)[None], init[:3], sim_cfg))
+    simulated = simulate(np.concatenate(rows), init, sim_cfg, params.wheelbase)
+    states, i = simulated[:k], k
+    if need_ref:
+        cache.reference_states, i = simulated[i], i + 1
+    if need_human:
+        human_states = simulated[i]
+        cache.get("human", lambda: _human_scores(cache, human_states))
+    ref = cache.reference_states
+
+    traffic = _traffic(cache, states)
+    fs = score_states(states, traffic, mq, sc, params, dt, history=cache.history)
     if config.reactive:
         ref_best, _ = _ref_multiplicative(ref, traffic, mq, config, scene, k)
     else:
-        ref_best, _ = _cached(
-            scene, "ref_best", config, lambda: _ref_multiplicative(ref, traffic, mq, config, scene, 1)
-        )
+        ref_best, _ = cache.get("ref_best", lambda: _ref_multiplicative(ref, traffic, mq, config, scene, 1))
     ep = normalise_progress(
         fs.progress, fs.multiplicative, ref_best, sc.progress_distance_threshold, sc.ep_normalisation
     )
     table = _table(fs, ep)
 
-    synthetic = bool(scene.metadata.get("synthetic", False)) if isinstance(scene.metadata, dict) else False
-    apply_filter = sc.human_penalty_filter and (stage_one if stage_one is not None else not synthetic)
     human_row = None
     if apply_filter:
-        human_row = _cached(scene, "human", config, lambda: _human_scores(scene, obs, init, config, mq))
+        human_row = cache.memo["human"]
         table = apply_human_filter(table, human_row)
 
     if previous is not None:
@@ -248,7 +206,7 @@ def score_proposals(
         epdms=aggregate_epdms(table, config),
         states=states,
         reference_states=ref,
-        reference_plan=ref_plan,
+        reference_plan=cache.reference_plan,
         end_points=ends,
         start_pose=init[:3].copy(),
         timestamp=float(scene.timestamps[scene.current_index]),
@@ -257,16 +215,16 @@ def score_proposals(
     )
 
 
-def _human_scores(scene: Scene, obs: Observation, init: np.ndarray, config: EpdmsConfig, mq: MapQueries) -> np.ndarray:
+def _human_scores(cache: SceneCache, states: np.ndarray) -> np.ndarray:
     """The logged human plan scored like a proposal (same traffic policy, no history, so HC = 1).
 
     `pdm_score.py` scores the human alone, without the PDM-Closed reference, so its EP is normalised by its own
     masked progress and is never 0: a human who waits while the reference drives must not filter the agent's EP.
     """
+    scene, config = cache.scene, cache.config
     sc, sim_cfg, params = config.scorer, config.simulation, scene.ego_params
-    human = scene.human_trajectory(8, sim_cfg.plan_interval)
-    states = simulate(interpolate_plans(human[None], init[:3], sim_cfg), init, sim_cfg, params.wheelbase)
-    traffic = _traffic(scene, obs, states, config)
-    fs = score_states(states, traffic, mq, sc, params, sim_cfg.interval, history=None)
+    states = states[None]  # the human plan's simulation (41, 11)
+    traffic = _traffic(cache, states)
+    fs = score_states(states, traffic, cache.map_queries, sc, params, sim_cfg.interval, history=None)
     ep = normalise_progress(fs.progress, fs.multiplicative, 0.0, sc.progress_distance_threshold, "pair")
     return _table(fs, ep)[0]

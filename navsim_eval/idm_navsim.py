@@ -63,8 +63,10 @@ def _quads_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(_quads_overlap(a, b), 0.0, out)
 
 
-def _setup(scene: Scene, obs: Observation, ego_box: np.ndarray, cfg: IDMTrafficConfig) -> IdmAgentSetup:
-    """`setup_idm_agents`, memoised per scene content (it does not depend on the proposals)."""
+def _setup(
+    scene: Scene, obs: Observation, ego_box: np.ndarray, cfg: IDMTrafficConfig, memo: dict | None = None
+) -> IdmAgentSetup:
+    """`setup_idm_agents`, memoised in the caller's `memo` by scene content (it does not depend on the proposals)."""
     key = (
         "_idm_setup",
         scene.token,
@@ -74,7 +76,7 @@ def _setup(scene: Scene, obs: Observation, ego_box: np.ndarray, cfg: IDMTrafficC
         obs.ids,
         hash((obs.states[:, 0].tobytes(), obs.present[:, 0].tobytes(), ego_box.tobytes())),
     )
-    store = scene.map.__dict__.setdefault("_epdms_memo", {})
+    store = {} if memo is None else memo
     if key not in store:
         store[key] = setup_idm_agents(scene, obs, ego_box, cfg.target_velocity, cfg.idm_snap_threshold)
     return store[key]
@@ -87,6 +89,7 @@ def idm_reactive_navsim(
     params: EgoParams,
     config: IDMTrafficConfig | None = None,
     dt: float = 0.1,
+    memo: dict | None = None,
 ) -> Observation:
     """Reactive traffic for each of K simulated ego rollouts (K, T, 11): an observation with a leading K axis.
 
@@ -110,7 +113,7 @@ def idm_reactive_navsim(
     centre0 = np.array(
         [ego0[S_X] + d_c * np.cos(ego0[S_HEADING]), ego0[S_Y] + d_c * np.sin(ego0[S_HEADING]), ego0[S_HEADING]]
     )
-    setup = _setup(scene, obs, centre_boxes(centre0, params.length, params.width), cfg)
+    setup = _setup(scene, obs, centre_boxes(centre0, params.length, params.width), cfg, memo)
     ctrl = setup.controlled
     n = ctrl.size
     hl = obs.sizes[ctrl, 0] / 2

@@ -1,4 +1,4 @@
-"""Per-scene map queries the scorer needs, vectorised over many points and cached on the map.
+"""Per-scene map queries the scorer needs, vectorised over many points (held by the caller's `SceneCache`).
 
 Two things follow NAVSIM's metric cache rather than our whole scene:
 - The drivable map is `PDMDrivableMap.from_simulation(map_api, ego_state, 100)`: nuPlan's
@@ -223,13 +223,27 @@ def pdm_centerline(scene: Scene, kept_lanes: list[str]) -> tuple[DiscretePath, s
     return DiscretePath.of(poses), start
 
 
+def given_centerline(poses) -> np.ndarray:
+    """A given centreline (N >= 2, 3) as float64, checked (`DiscretePath.of` unwraps its headings as `PDMPath`)."""
+    arr = np.array(poses, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] != 3 or len(arr) < 2:
+        raise ValueError(f"a given centreline must have shape (N >= 2, 3) x, y, heading, got {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError("a given centreline contains NaN or infinite values")
+    return arr
+
+
 class MapQueries:
     """Prepared lane polygons (with bounding boxes), drivable and intersection areas and the PDM centreline.
 
     map_radius: half-side of nuPlan's proximity square around the ego box centre at t = 0 (None: the whole map).
+    centerline: a given route centreline (N, 3) x, y, heading in world coordinates, e.g. a NAVSIM metric cache's
+    `centerline`, used as is instead of PDM-Closed's Dijkstra search over our lane graph.
     """
 
-    def __init__(self, scene: Scene, map_radius: float | None = DEFAULT_MAP_RADIUS) -> None:
+    def __init__(
+        self, scene: Scene, map_radius: float | None = DEFAULT_MAP_RADIUS, centerline: np.ndarray | None = None
+    ) -> None:
         if map_radius is not None and not (math.isfinite(map_radius) and map_radius > 0):
             raise ValueError(f"MapQueries: map_radius must be a positive number or None, got {map_radius!r}")
         m = scene.map
@@ -257,7 +271,11 @@ class MapQueries:
         self.intersection = shapely.union_all(inter) if inter else None
         if self.intersection is not None:
             shapely.prepare(self.intersection)
-        self.centerline, self.starting_lane = pdm_centerline(scene, self.lane_ids)
+        if centerline is None:
+            self.centerline, self.starting_lane = pdm_centerline(scene, self.lane_ids)
+        else:
+            self.centerline = DiscretePath.of(given_centerline(centerline))
+            self.starting_lane = starting_lane(scene, self.lane_ids, route_lane_ids(scene))
         line = self.centerline.poses[:, :2]
         keep = np.concatenate([[True], np.hypot(*np.diff(line, axis=0).T) > 1e-9])
         self.line = line[keep]
@@ -266,14 +284,8 @@ class MapQueries:
 
     @classmethod
     def of(cls, scene: Scene, map_radius: float | None = DEFAULT_MAP_RADIUS) -> MapQueries:
-        """Cached per (route, ego pose, radius) on the scene's map, which frames of one log share."""
-        store = scene.map.__dict__.setdefault("_epdms_queries", {})
-        key = (id(scene.route), scene.ego_pose().tobytes(), map_radius)
-        hit = store.get(key)
-        if hit is None or hit[0] is not scene.route:
-            hit = (scene.route, cls(scene, map_radius))
-            store[key] = hit
-        return hit[1]
+        """A fresh instance (nothing is cached on the scene; a `SceneCache` holds one per scene for reuse)."""
+        return cls(scene, map_radius)
 
     def _lane_cells(self) -> dict[int, list[int]]:
         """Grid cell key -> indices of lanes whose bounding box overlaps the cell."""

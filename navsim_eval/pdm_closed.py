@@ -238,15 +238,18 @@ def idm_unroll(
     return poses, speeds
 
 
-def pdm_closed_reference(scene: Scene, obs: Observation, init: np.ndarray, config: EpdmsConfig, score_fn) -> np.ndarray:
+def pdm_closed_reference(
+    scene: Scene, obs: Observation, init: np.ndarray, config: EpdmsConfig, score_fn, mq: MapQueries | None = None
+) -> np.ndarray:
     """PDM-Closed's trajectory (T, 11): the best proposal's IDM poses (and IDM speed), before any simulation.
 
-    `score_fn(states, obs) -> pdm_score (P,)` ranks the simulated proposals against the planner's own forecast.
+    `score_fn(states, obs) -> pdm_score (P,)` ranks the simulated proposals against the planner's own forecast; `mq`
+    the scene's map queries (built when not given).
     """
     cfg = config.pdm_closed
     sim_cfg = config.simulation
     params = scene.ego_params
-    mq = MapQueries.of(scene, config.scorer.drivable_map_radius)
+    mq = mq or MapQueries(scene, config.scorer.drivable_map_radius)
     steps, dt = sim_cfg.num_poses, sim_cfg.interval
     po = planner_observation(obs, scene, init, cfg, dt)
     limit = float(scene.map.lanes[mq.starting_lane].speed_limit)

@@ -115,10 +115,16 @@ def _red_stops(scene: Scene, paths: list[np.ndarray], num_steps: int) -> tuple[n
 
 
 def _agent_rules(
-    scene: Scene, obs: Observation, idx: np.ndarray, paths: list[np.ndarray], fallback: float, num_steps: int
+    scene: Scene,
+    obs: Observation,
+    idx: np.ndarray,
+    paths: list[np.ndarray],
+    fallback: float,
+    num_steps: int,
+    memo: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Desired speeds and red stop lines of the IDM vehicles, memoised per scene content (they do not depend on the
-    proposals, and the map queries cost more than the IDM rollout itself)."""
+    """Desired speeds and red stop lines of the IDM vehicles, memoised in the caller's `memo` (a `SceneCache`'s) by
+    scene content: they do not depend on the proposals, and the map queries cost more than the IDM rollout itself."""
     key = (
         "_idm_rules",
         scene.token,
@@ -128,7 +134,7 @@ def _agent_rules(
         tuple(obs.ids[a] for a in idx),
         hash((scene.agents.states.tobytes(), tuple(np.asarray(tl.states).tobytes() for tl in scene.traffic_lights))),
     )
-    store = scene.map.__dict__.setdefault("_epdms_memo", {})
+    store = {} if memo is None else memo
     if key not in store:
         store[key] = (_target_speeds(scene, obs, idx, fallback), *_red_stops(scene, paths, num_steps))
     return store[key]
@@ -155,16 +161,18 @@ def idm_reactive(
     params: EgoParams,
     config: IDMTrafficConfig | None = None,
     dt: float = 0.1,
+    memo: dict | None = None,
 ) -> Observation:
     """Reactive traffic for each of K simulated ego rollouts (K, T, 11): an observation with a leading K axis.
 
-    `config.model == "navsim"` runs the official policy's algorithm (`navsim_eval.idm_navsim`) instead.
+    `config.model == "navsim"` runs the official policy's algorithm (`navsim_eval.idm_navsim`) instead. `memo`: a
+    per-scene dict (`SceneCache.memo`) for what does not depend on the proposals; None recomputes it.
     """
     cfg = config or IDMTrafficConfig()
     if cfg.model == "navsim":
         from navsim_eval.idm_navsim import idm_reactive_navsim
 
-        return idm_reactive_navsim(scene, obs, ego_states, params, cfg, dt)
+        return idm_reactive_navsim(scene, obs, ego_states, params, cfg, dt, memo)
     k, t_n = ego_states.shape[:2]
     a_n = len(obs.ids)
     states = np.broadcast_to(obs.states, (k,) + obs.states.shape).copy()
@@ -188,7 +196,7 @@ def idm_reactive(
         )
     paths = _agent_paths(scene, obs, ctrl)
     n = ctrl.size
-    target, stop_s, stop_red = _agent_rules(scene, obs, ctrl, paths, cfg.target_velocity, t_n)
+    target, stop_s, stop_red = _agent_rules(scene, obs, ctrl, paths, cfg.target_velocity, t_n, memo)
     s = np.zeros((k, n))
     v = np.broadcast_to(speed0[ctrl], (k, n)).copy()
     half_l = obs.sizes[ctrl, 0] / 2

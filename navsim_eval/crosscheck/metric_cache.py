@@ -263,28 +263,9 @@ def reference_states(scene: Scene, epdms_config: Any = None) -> np.ndarray:
     This is what the official metric cache stores as `trajectory`; our `score_proposals` re-simulates these poses
     into its `reference_states`, as `pdm_score` does with the cached trajectory.
     """
-    from navsim_eval.config import EpdmsConfig
-    from navsim_eval.mapquery import MapQueries
-    from navsim_eval.observation import build_observation
-    from navsim_eval.pdm_closed import pdm_closed_reference
-    from navsim_eval.scorer import normalise_progress, pdm_score, score_states
-    from navsim_eval.simulation import initial_state_from_scene
-    from navsim_eval.traffic import log_replay
+    from navsim_eval.cache import SceneCache
 
-    cfg = epdms_config or EpdmsConfig()
-    sc, sim_cfg = cfg.scorer, cfg.simulation
-    mq = MapQueries.of(scene)
-    init = initial_state_from_scene(scene)
-    obs = log_replay(
-        build_observation(scene, sim_cfg.num_poses + 1, sim_cfg.interval, sc.navsim_2hz_agents), init, scene.ego_params
-    )
-
-    def rank(states: np.ndarray, forecast: Any) -> np.ndarray:
-        fs = score_states(states, forecast, mq, sc, scene.ego_params, sim_cfg.interval)
-        ep = normalise_progress(fs.progress, fs.multiplicative, 0.0, sc.progress_distance_threshold, "batch")
-        return pdm_score(fs, sc, ep)
-
-    return pdm_closed_reference(scene, obs, init, cfg, rank)
+    return SceneCache.build(scene, epdms_config).reference_plan
 
 
 def scene_to_metric_cache(
