@@ -15,14 +15,19 @@ PYTEST_ARGS ?=
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
+	@echo "set-up 1/3: creating the virtual environment in $(VENV)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q $(TORCH_SPEC)
-	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	@echo "set-up 2/3: installing torch ($(TORCH_SPEC)); this is the longest step"
+	$(BIN)/python -m pip install --progress-bar on $(TORCH_SPEC)
+	@echo "set-up 3/3: installing irlvla with the extras [$(EXTRAS)]"
+	$(BIN)/python -m pip install --progress-bar on -e ".[$(EXTRAS)]"
+	@echo "set-up done"
 	touch $@
 
+# The main job: our agent driving held-out routes closed-loop, recorded by its HUD (outputs/demo/report.md).
+DEMO_ARGS ?= --routes 3 --max-seconds 4
 demo: venv
-	$(BIN)/irlvla scenes generate --n 12 --seed 0 --out $(OUT)/scenes
-	$(BIN)/irlvla scenes show $(OUT)/scenes --all --out $(OUT)/renders
+	$(BIN)/irlvla demo --out outputs/demo $(DEMO_ARGS)
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -42,6 +47,7 @@ bench: venv
 	$(BIN)/python benchmarks/bench_model.py --preset tiny
 	$(BIN)/python benchmarks/bench_latency.py --preset tiny --backend torch onnxruntime
 	$(BIN)/python benchmarks/bench_carla_agent.py
+	$(BIN)/python benchmarks/bench_hud.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache

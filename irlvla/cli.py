@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "drive": ("sim.closed_loop.cli", "closed-loop driving on the embedded world, scored like the leaderboard"),
     "export": ("agent.runtime.cli", "export the model to ONNX graphs and TensorRT engines"),
     "train": ("training.cli", "training: data, anchors, imitation, reward model, RL, VLM"),
+    "demo": ("viz.demo", "the agent driving closed-loop with its HUD: videos, metrics and a report"),
 }
 
 

@@ -230,6 +230,11 @@ class AgentConfig:
     #: run one planning step on blank camera frames during setup (then reset the policy), so a broken model, VLM or
     #: device fails `setup` (the leaderboard's "Agent couldn't be set up") instead of braking on every tick.
     setup_check: bool = True
+    #: the pygame HUD (`viz`, needs the `viz` extra): `hud` opens a live window; `hud_record` writes `hud.mp4` and
+    #: `hud.png` into the route's save folder (headless unless `hud` is set); the HUD draws every `hud_every`-th step.
+    hud: bool = False
+    hud_record: bool = False
+    hud_every: int = 2
 
     def __post_init__(self) -> None:
         for name, cls in (
@@ -245,6 +250,8 @@ class AgentConfig:
             raise ValueError(
                 f"AgentConfig.metric_flush_every must be a positive integer, got {self.metric_flush_every}"
             )
+        if int(self.hud_every) != self.hud_every or self.hud_every < 1:
+            raise ValueError(f"AgentConfig.hud_every must be a positive integer, got {self.hud_every!r}")
         if self.policy_entry_point is not None and ":" not in self.policy_entry_point:
             raise ValueError(
                 f"AgentConfig.policy_entry_point must be 'module:callable', got {self.policy_entry_point!r}"

@@ -197,6 +197,11 @@ class IrlVlaB2DAgent(BaseAgent):
         if cfg.setup_check:
             self._check_policy()
         self.metric_logger = self._open_metric_logger()
+        self.hud = None
+        if cfg.hud or cfg.hud_record:  # optional pygame HUD (viz extra), imported only when asked for
+            from viz.agent_hud import AgentHud
+
+            self.hud = AgentHud.for_agent(cfg, os.environ.get("SAVE_PATH") or cfg.save_path, self.save_name)
 
     def sensors(self) -> list[dict]:
         return build_sensors()
@@ -249,6 +254,8 @@ class IrlVlaB2DAgent(BaseAgent):
         pre = getattr(self, "preprocessor", None)
         if pre is not None:
             pre.close()
+        if getattr(self, "hud", None) is not None:
+            self.hud.close()
         cached = any(p is self.policy for p in _POLICY_CACHE.values())
         if self.policy is not None and not cached:
             try:
@@ -433,4 +440,7 @@ class IrlVlaB2DAgent(BaseAgent):
         lap("control_ms")
         for k, v in plan.timings.items():
             timings[f"policy.{k}"] = float(v)
+        hud = getattr(self, "hud", None)
+        if hud is not None:
+            hud.show(obs, plan, cmd)
         return cmd
