@@ -6,7 +6,6 @@ from pathlib import Path
 
 from irlvla.layout import MAX_ROOM_SHARE, measure
 
-
 #: Known breaks of the rules, listed so a new one fails and a fixed one must be taken off (docs/architecture.md):
 #: the closed-loop runner (sim/closed_loop/) imports the CARLA adapter's base agent, sensor validation and metric
 #: log lazily, and its arrival put sim/ over 30 % of the lines.
