@@ -37,10 +37,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "sim": frozenset({"agent", "bench2drive_eval", "irlvla"}),
     "bench2drive_eval": frozenset({"irlvla"}),
     "navsim_eval": frozenset({"agent", "sim", "irlvla"}),
-    "team_code": frozenset({"agent", "bench2drive_eval", "irlvla"}),
+    "team_code": frozenset({"agent", "bench2drive_eval", "viz", "irlvla"}),  # viz: the HUD, opened on request
     "navsim_agent": frozenset({"agent", "navsim_eval", "sim", "irlvla"}),
     "training": frozenset({"agent", "sim", "navsim_eval", "irlvla"}),
-    "viz": frozenset({"agent", "sim", "irlvla"}),
+    "viz": frozenset({"agent", "sim", "bench2drive_eval", "irlvla"}),  # bench2drive_eval: the demo metrics
     "irlvla": frozenset(),
 }
 

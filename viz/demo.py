@@ -34,12 +34,17 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CHECKPOINT = REPO_ROOT / "weights" / "irlvla_b2d.safetensors"
 AGENT_FILE = REPO_ROOT / "team_code" / "irlvla_b2d_agent.py"
 
-#: (route id, scenario family, seed): held-out seeds (the training generator draws seeds below 1_000_000).
-DEMO_ROUTES: tuple[tuple[int, str, int], ...] = (
-    (9001, "straight_road", 1_000_001),
-    (9002, "pedestrian_crossing", 1_000_002),
-    (9003, "intersection", 1_000_003),
-)
+#: the demo shows the first route of each of these families from the held-out suite (`sim.closed_loop.suites`),
+#: whose seeds training never sees.
+DEMO_FAMILIES: tuple[str, ...] = ("straight_road", "pedestrian_crossing", "intersection")
+
+
+def demo_routes() -> list[tuple[int, str, int]]:
+    """(route id, family, seed) of the demo routes, taken from the held-out suite."""
+    from sim.closed_loop.suites import suite_specs
+
+    heldout = suite_specs("heldout")
+    return [next((s.route_id, s.family, s.seed) for s in heldout if s.family == fam) for fam in DEMO_FAMILIES]
 
 
 def _ego_fields(info) -> dict:
@@ -227,7 +232,7 @@ def run_demo(args) -> dict:
         logger.warning("no trained checkpoint at %s: the demo drives the UNTRAINED tiny preset", checkpoint)
     yaml_path = _agent_yaml(out, checkpoint if trained else None, args)
     runs = out / "runs"
-    specs = [RouteSpec(rid, fam, seed, max_length_m=args.max_length) for rid, fam, seed in DEMO_ROUTES[: args.routes]]
+    specs = [RouteSpec(rid, fam, seed, max_length_m=args.max_length) for rid, fam, seed in demo_routes()[: args.routes]]
     max_ticks = int(round(args.max_seconds / 0.05))
     routes = []
     state: dict = {"info": None}
@@ -276,8 +281,8 @@ def run_demo(args) -> dict:
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    if not 1 <= args.routes <= len(DEMO_ROUTES):
-        print(f"irlvla demo: --routes must be in 1..{len(DEMO_ROUTES)}", file=sys.stderr)
+    if not 1 <= args.routes <= len(DEMO_FAMILIES):
+        print(f"irlvla demo: --routes must be in 1..{len(DEMO_FAMILIES)}", file=sys.stderr)
         return 2
     if args.max_seconds <= 0 or args.hud_every < 1:
         print("irlvla demo: --max-seconds must be > 0 and --hud-every >= 1", file=sys.stderr)
@@ -304,7 +309,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", default="outputs/demo", help="output folder (default outputs/demo)")
     p.add_argument("--live", action="store_true", help="open the HUD window while driving (needs a display)")
-    p.add_argument("--routes", type=int, default=3, help=f"number of demo routes, 1..{len(DEMO_ROUTES)}")
+    p.add_argument("--routes", type=int, default=3, help=f"number of demo routes, 1..{len(DEMO_FAMILIES)}")
     p.add_argument("--max-seconds", type=float, default=15.0, help="simulated seconds per route at most")
     p.add_argument("--max-length", type=float, default=60.0, help="route length cap in metres")
     p.add_argument("--checkpoint", default=None, help=f"weights (default {DEFAULT_CHECKPOINT.relative_to(REPO_ROOT)})")

@@ -6,17 +6,21 @@ from pathlib import Path
 
 from irlvla.layout import MAX_ROOM_SHARE, measure
 
+#: Known breaks of the rules, listed so a new one fails and a fixed one must be taken off (docs/architecture.md).
+KNOWN_VIOLATIONS: list[str] = []
+KNOWN_OVERSIZED: set[str] = set()
+
 
 def test_rooms_import_only_downwards_without_cycles():
     lay = measure()
     assert lay.eager["agent"] <= {"irlvla"} and lay.lazy["agent"] <= {"irlvla"}  # the core imports no other room
-    assert lay.violations() == []
+    assert lay.violations() == KNOWN_VIOLATIONS
     assert lay.cycles() == []
 
 
 def test_no_room_holds_more_than_30_percent():
     lay = measure()
-    assert {r: round(lay.share(r), 3) for r in lay.lines if lay.share(r) > MAX_ROOM_SHARE} == {}
+    assert {r for r in lay.lines if lay.share(r) > MAX_ROOM_SHARE} == KNOWN_OVERSIZED
 
 
 def test_the_measure_sees_imports_cycles_and_rule_breaks(tmp_path: Path):
