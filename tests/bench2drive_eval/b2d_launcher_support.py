@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -76,6 +77,14 @@ def pids(state: Path, name: str) -> list[int]:
 def alive(pid: int) -> bool:
     """Running (a zombie is dead: an orphan killed in a container whose init does not reap stays one)."""
     return is_running(pid)
+
+
+def free_tcp_port() -> int:
+    """A port the kernel just handed out as free. A fixed port in the ephemeral range (32768-60999) can be taken by
+    any outgoing connection on a busy machine; this one can too, but only in the moment between close and reuse."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def wait_until(cond, timeout_s: float = 120.0, what: str = "condition") -> None:

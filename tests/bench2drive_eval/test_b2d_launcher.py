@@ -22,6 +22,7 @@ from b2d_launcher_support import (
     assert_all_dead,
     assert_one_record_each,
     done_counts,
+    free_tcp_port,
     launcher_args,
     pids,
     runs,
@@ -157,7 +158,7 @@ def test_unharvested_attempt_is_collected_on_resume(run_env) -> None:
 
 def test_attach_to_running_servers(run_env) -> None:
     cfg, state = run_env
-    port = cfg.base_port + 3000
+    port = free_tcp_port()
     server = subprocess.Popen(
         [sys.executable, str(FAKES / "fake_carla_server.py"), f"-carla-rpc-port={port}"], start_new_session=True
     )
@@ -347,7 +348,7 @@ def test_attach_mode_owns_the_evaluators_stand_in_server(run_env, monkeypatch: p
     """docker/: the stock evaluator still launches $CARLA_ROOT/CarlaUE4.sh, a no-op that idles; an evaluator killed
     by a crash must not leave those idlers behind, attempt after attempt."""
     cfg, state = run_env
-    port = cfg.base_port + 3000
+    port = free_tcp_port()
     server = subprocess.Popen(
         [sys.executable, str(FAKES / "fake_carla_server.py"), f"-carla-rpc-port={port}"], start_new_session=True
     )
