@@ -6,7 +6,7 @@
 #
 # PROFILE (wall times measured on the 2-core shared VM this repository is developed on; weights/manifest.json holds
 # the run's own figures, per stage, with the machine's load average while it ran):
-#   cpu2     (default) what the shipped checkpoint was trained with: 64 imitation steps at batch 8, 96 + 40 labelled
+#   cpu2     (default) what the shipped checkpoint was trained with: 96 imitation steps at batch 8, 96 + 40 labelled
 #            samples, 240 cached reward-model steps (batch 16), 10 + 10 RL steps, open-loop benchmark on 48 held-out samples.
 #            About 100 min at load average 12-16 (see the manifest); on two idle cores well under 90 min.
 #   reduced  the first shipped checkpoint's settings (30 imitation steps): about 66 min at load 12-17.
@@ -30,7 +30,7 @@ mkdir -p "$OUT"
 # IL_EMA: an EMA of the weights only helps when the run is many times longer than 1 / (1 - decay); over 30 steps a
 # 0.99 EMA keeps 0.99^30 = 74 % of the random initial weights, so the short profiles train without one.
 case "$PROFILE" in
-  cpu2)    TRAIN_SCENES=66; HELD_SCENES=33; IL_STEPS=64; IL_BATCH=8; IL_LR=2e-3; IL_WARMUP=4; IL_EMA=0
+  cpu2)    TRAIN_SCENES=66; HELD_SCENES=33; IL_STEPS=96; IL_BATCH=8; IL_LR=2e-3; IL_WARMUP=4; IL_EMA=0
            LABEL_TRAIN=96; LABEL_HELD=40; RWM_STEPS=240; RL_STEPS=10; RLX_STEPS=10; RL_BC=0.5; BENCH=48 ;;
   reduced) TRAIN_SCENES=66; HELD_SCENES=33; IL_STEPS=30; IL_BATCH=8; IL_LR=1e-3; IL_WARMUP=10; IL_EMA=0
            LABEL_TRAIN=40; LABEL_HELD=24; RWM_STEPS=300; RL_STEPS=12; RLX_STEPS=8; RL_BC=0.1; BENCH=24 ;;
