@@ -14,11 +14,17 @@ Each test follows the leaderboard's (Bench2Drive fork) definition, applied to ou
   its direction (junctions are not judged), as a percentage of the completed route.
 - route deviation (`InRouteTest`, ends the route): more than 30 m from the route near the ego's progress.
 - blocked (`ActorBlockedTest`, ends the route): below 0.1 m/s for 60 s (Bench2Drive; upstream 180 s).
-- min speed (`MinimumSpeedRouteTest`, Bench2Drive: logged, unused): at each of 20 checkpoints, and at the end past
-  95 %, the ego's mean speed over the section as a percentage of the mean speed of background traffic (100 with none).
-- route completion (`RouteCompletionTest`): the index of the last route point the ego has passed (dot product with the
-  point's direction, searched in a window of 2 ahead as the leaderboard does); 100 when above 99 % and within 10 m of
-  the goal, which also ends the route.
+- min speed (`MinimumSpeedRouteTest` with `checkpoints=20`; Bench2Drive logs it and leaves it out of the penalty,
+  `[0.7, 'unused']`): the route is cut into sections of length/20; each tick first checks whether the route index has
+  advanced more than one section length (strictly) past the previous checkpoint's point, and if so logs the section
+  and starts a new one there; then it records the ego's speed and the mean speed of the background vehicles, on ticks
+  that have background vehicles only. The value is round(mean ego / mean traffic x 100, 2), or the integer 100 when
+  the section has no traffic samples; at the end one more event is logged when the route index is past 95 %. With
+  1 m route points a section is only closed one point after its length, so a route logs fewer than 20 checkpoint
+  events (a 100 m route: 16, plus the final one).
+- route completion (`RouteCompletionTest`): the index of the last route point the vehicle's centre (CARLA's actor
+  location) has passed (dot product with the point's direction, over the current point and the 2 after it as the
+  leaderboard does), rounded to 2 decimals; 100 when above 99 % and within 10 m of the goal, which ends the route.
 - the tick cap (`Failed - TickRuntime`, 4000 ticks) and the route timeout (`Agent timed out`).
 """
 
@@ -62,7 +68,7 @@ class CriteriaConfig:
     tick_cap: int = 4000  # B2D tick_count > 4000 -> TickRuntime
     completion_threshold_pct: float = 99.0
     completion_distance_m: float = 10.0
-    completion_window: int = 2
+    completion_window: int = 2  # points checked beyond the current one (WINDOWS_SIZE)
     min_speed_checkpoints: int = 20  # upstream 4
     stop_speed: float = 0.1
     stop_zone_before_m: float = 5.0
@@ -80,6 +86,47 @@ class CriteriaConfig:
 def carla_location_text(xy: np.ndarray) -> str:
     """`(x=.., y=.., z=..)` in CARLA's frame (y negated), rounded as the leaderboard's messages are."""
     return f"(x={round(float(xy[0]), 3)}, y={round(float(-xy[1]), 3)}, z=0.0)"
+
+
+class MinimumSpeedTest:
+    """Bench2Drive's `MinimumSpeedRouteTest` on a route's cumulative distances `accum` (one per route point).
+
+    `update` once per tick with the route index reached, the ego's speed and the background vehicles' speeds: the
+    checkpoint test comes first (the index has advanced strictly more than length/checkpoints past the previous
+    checkpoint's point), then the tick's speeds are recorded, on ticks with background vehicles only. `finish` adds
+    the last section when the index is past 95 % of the route. Each event is the leaderboard's message; the value is
+    round(mean ego / mean traffic x 100, 2), or the integer 100 without traffic samples.
+    """
+
+    def __init__(self, accum: np.ndarray, checkpoints: int = 20, events: list[str] | None = None) -> None:
+        self.accum = np.asarray(accum, dtype=np.float64)
+        self.section = float(self.accum[-1]) / checkpoints
+        self.events: list[str] = [] if events is None else events  # appended to (the record's list)
+        self._last = 0.0  # route distance of the last checkpoint
+        self._ego = self._traffic = 0.0
+        self._n = 0
+
+    def update(self, index: int, ego_speed: float, traffic_speeds: np.ndarray) -> None:
+        if self.accum[index] - self._last > self.section:
+            self._emit()
+            self._last = float(self.accum[index])
+        if len(traffic_speeds):
+            self._traffic += float(np.mean(traffic_speeds))
+            self._ego += float(ego_speed)
+            self._n += 1
+
+    def finish(self, index: int) -> None:
+        if self.accum[index] / max(float(self.accum[-1]), 1e-9) > 0.95:  # "routes end at around 99%"
+            self._emit()
+
+    def _emit(self) -> None:
+        if self._n > 0 and self._traffic:
+            value: float | int = round((self._ego / self._n) / (self._traffic / self._n) * 100, 2)
+        else:
+            value = 100
+        self.events.append(f"Average speed is {value}% of the surrounding traffic's one")
+        self._ego = self._traffic = 0.0
+        self._n = 0
 
 
 @dataclass
@@ -114,10 +161,9 @@ class RouteCriteria:
         # blocked
         self._blocked_s = 0.0
         # min speed
-        self._ms_ego = 0.0
-        self._ms_traffic = 0.0
-        self._ms_n = 0
-        self._ms_next = 1
+        self._min_speed_test = MinimumSpeedTest(
+            self.accum, self.cfg.min_speed_checkpoints, self.events["min_speed_infractions"]
+        )
         self.status: str | None = None
 
     # ------------------------------------------------------------------------------------------------ per tick
@@ -154,15 +200,15 @@ class RouteCriteria:
 
     def _completion(self, centre: np.ndarray, ego: VehicleState) -> None:
         n = len(self.points)
-        for i in range(self.index, min(self.index + self.cfg.completion_window, n)):
+        for i in range(self.index, min(self.index + self.cfg.completion_window + 1, n)):
             d = np.array([math.cos(self.headings[i]), math.sin(self.headings[i])])
-            if float(np.dot(ego.pose[:2] - self.points[i], d)) > 0:
+            if float(np.dot(centre - self.points[i], d)) > 0:
                 self.index = i
-        self.completion = 100.0 * self.accum[self.index] / max(self.accum[-1], 1e-9)
+        self.completion = round(100.0 * self.accum[self.index] / max(self.accum[-1], 1e-9), 2)
         goal = self.points[-1]
         if (
             self.completion > self.cfg.completion_threshold_pct
-            and math.dist(ego.pose[:2], goal) < self.cfg.completion_distance_m
+            and math.dist(centre, goal) < self.cfg.completion_distance_m
         ):
             self.completion = 100.0
             self.done_route = True
@@ -254,25 +300,7 @@ class RouteCriteria:
 
     def _min_speed(self, speed: float, snap: WorldSnapshot) -> None:
         bg = snap.background & snap.valid
-        self._ms_ego += speed
-        self._ms_traffic += float(np.mean(np.abs(snap.speed[bg]))) if bg.any() else math.nan
-        self._ms_n += 1
-        step = 100.0 / self.cfg.min_speed_checkpoints
-        while self._ms_next <= self.cfg.min_speed_checkpoints and self.completion >= self._ms_next * step - 1e-9:
-            self._emit_min_speed()
-            self._ms_next += 1
-
-    def _emit_min_speed(self) -> None:
-        if self._ms_n == 0:
-            return
-        ego_mean = self._ms_ego / self._ms_n
-        traffic = self._ms_traffic / self._ms_n
-        pct = 100.0 if not (traffic > 0) else 100.0 * ego_mean / traffic
-        self.events["min_speed_infractions"].append(
-            f"Average speed is {round(pct, 2)}% of the surrounding traffic's one"
-        )
-        self._ms_ego = self._ms_traffic = 0.0
-        self._ms_n = 0
+        self._min_speed_test.update(self.index, speed, np.abs(snap.speed[bg]))
 
     # ------------------------------------------------------------------------------------------------ the end
     def finish(self) -> None:
@@ -287,8 +315,7 @@ class RouteCriteria:
             )
         else:
             self.outside_pct = 0.0
-        if self.completion > 95.0 and self._ms_n:
-            self._emit_min_speed()
+        self._min_speed_test.finish(self.index)
 
     def scores(self) -> dict[str, float]:
         rc = float(self.completion)

@@ -131,3 +131,25 @@ def test_record_writes_a_video(tmp_path):
     imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
     frames = imageio_ffmpeg.count_frames_and_secs(str(videos[0]))[0]
     assert frames == 16  # 31 ticks at 20 Hz recorded at 10 fps
+
+
+def test_min_speed_checkpoints_as_bench2drive_makes_them():
+    """A 100 m route with points every metre: sections are 5 m and a checkpoint closes when the index is strictly
+    more than 5 m past the last one, so at 6, 12, ..., 96 m (16 events), plus one at the end past 95 %."""
+    from sim.closed_loop.criteria import MinimumSpeedTest
+
+    test = MinimumSpeedTest(np.arange(101.0), 20)
+    traffic = np.array([8.0, 12.0])  # mean 10 m/s
+    for index in range(101):
+        # 0..5 m at 5 m/s, then no traffic (these ticks are skipped), then 20 m/s
+        speed, seen = (5.0, traffic) if index <= 5 else ((3.0, np.zeros(0)) if index <= 11 else (20.0, traffic))
+        test.update(index, speed, seen)
+    test.finish(100)
+    assert len(test.events) == 17
+    assert test.events[0] == "Average speed is 50.0% of the surrounding traffic's one"
+    assert test.events[1] == "Average speed is 100% of the surrounding traffic's one"  # no samples: the integer 100
+    assert test.events[2] == "Average speed is 200.0% of the surrounding traffic's one"
+    short = MinimumSpeedTest(np.arange(101.0), 20)
+    short.update(50, 5.0, traffic)
+    short.finish(50)  # abandoned at half the route: no final event
+    assert len(short.events) == 1
