@@ -25,6 +25,7 @@ Each test follows the leaderboard's (Bench2Drive fork) definition, applied to ou
 - route completion (`RouteCompletionTest`): the index of the last route point the vehicle's centre (CARLA's actor
   location) has passed (dot product with the point's direction, over the current point and the 2 after it as the
   leaderboard does), rounded to 2 decimals; 100 when above 99 % and within 10 m of the goal, which ends the route.
+- yield to an emergency vehicle (`YieldToEmergencyVehicleTest`, routes of that scenario): see the class.
 - the tick cap (`Failed - TickRuntime`, 4000 ticks) and the route timeout (`Agent timed out`).
 """
 
@@ -129,6 +130,67 @@ class MinimumSpeedTest:
         self._n = 0
 
 
+class YieldToEmergencyVehicleTest:
+    """Bench2Drive's YieldToEmergencyVehicle scenario as its criterion sees it (`yield_to_emergency_vehicle.py`,
+    `YieldToEmergencyVehicleTest`).
+
+    The scenario runs from the route's start (our routes begin at the trigger point) until the first of its two end
+    conditions: the emergency vehicle (EV) came within 50 m of the ego (centre distance) and 10 s more passed (`Idle`),
+    or the EV got in front of the ego (`WaitUntilInFront`: past the point the sum of both half-lengths ahead of the ego
+    along its heading, and within 10 m of it) and then drove 50 m. Every tick the test fails while the ego is ahead of
+    the EV (EV forward vector . (ego - EV) > 0) and passes otherwise; when the scenario (or the route) ends, a failing
+    test logs "Agent failed to yield to an emergency vehicle" (penalty 0.7).
+    """
+
+    TRIGGER_DISTANCE = 50.0
+    IDLE_S = 10.0
+    IN_FRONT_DISTANCE = 10.0
+    END_DISTANCE = 50.0
+
+    def __init__(self, ev_id: str, ego_half_length: float, events: list[str]) -> None:
+        self.ev_id = ev_id
+        self.ego_half_length = float(ego_half_length)
+        self.events = events
+        self.failed = False
+        self.ended = False
+        self._near_since: float | None = None
+        self._in_front_at: np.ndarray | None = None
+        self._driven = 0.0
+
+    def update(self, ego: VehicleState, centre: np.ndarray, snap: WorldSnapshot) -> None:
+        if self.ended or self.ev_id not in snap.ids:
+            return
+        j = snap.ids.index(self.ev_id)
+        if not snap.valid[j]:
+            return
+        ev_xy = snap.xy[j]
+        fwd = np.array([math.cos(snap.heading[j]), math.sin(snap.heading[j])])
+        self.failed = float(np.dot(fwd, centre - ev_xy)) > 0.0
+        # end condition 1: InTriggerDistanceToVehicle(50 m) -> Idle(10 s)
+        if self._near_since is None and math.dist(centre, ev_xy) < self.TRIGGER_DISTANCE:
+            self._near_since = snap.time_s
+        # end condition 2: WaitUntilInFront(EV, ego) -> DriveDistance(EV, 50 m)
+        if self._in_front_at is None:
+            ahead = centre + (self.ego_half_length + float(snap.sizes[j, 0]) / 2) * np.array(
+                [math.cos(ego.heading), math.sin(ego.heading)]
+            )
+            lane_dir = np.array([math.cos(ego.heading), math.sin(ego.heading)])
+            if float(np.dot(lane_dir, ev_xy - ahead)) > 0 and math.dist(ev_xy, ahead) < self.IN_FRONT_DISTANCE:
+                self._in_front_at = ev_xy.copy()
+        else:
+            self._driven += math.dist(ev_xy, self._in_front_at)
+            self._in_front_at = ev_xy.copy()
+        idle_done = self._near_since is not None and snap.time_s - self._near_since > self.IDLE_S
+        if idle_done or self._driven > self.END_DISTANCE:
+            self.finish()
+
+    def finish(self) -> None:
+        """The scenario's criteria terminate (once): the event if the ego is still ahead of the EV."""
+        if not self.ended and self.failed:
+            self.events.append("Agent failed to yield to an emergency vehicle")
+        self.ended = True
+
+
 @dataclass
 class RouteCriteria:
     """All criteria of one route; `update` once per tick after the world moved, `record` at the end."""
@@ -164,6 +226,15 @@ class RouteCriteria:
         self._min_speed_test = MinimumSpeedTest(
             self.accum, self.cfg.min_speed_checkpoints, self.events["min_speed_infractions"]
         )
+        # the scenario's own criterion (a yield to an emergency vehicle)
+        ev = self.world.scene.metadata.get("emergency_vehicle")
+        self._yield_test = (
+            YieldToEmergencyVehicleTest(
+                str(ev), self.world.dynamics.half_length, self.events["yield_emergency_vehicle_infractions"]
+            )
+            if ev
+            else None
+        )
         self.status: str | None = None
 
     # ------------------------------------------------------------------------------------------------ per tick
@@ -179,6 +250,8 @@ class RouteCriteria:
         self._stop_signs(ego, speed)
         self._outside_lanes(centre, ego.heading, progress)
         self._min_speed(speed, snap)
+        if self._yield_test is not None:
+            self._yield_test.update(ego, centre, snap)
         if self.done_route:
             return "done"
         # blocked
@@ -316,6 +389,8 @@ class RouteCriteria:
         else:
             self.outside_pct = 0.0
         self._min_speed_test.finish(self.index)
+        if self._yield_test is not None:
+            self._yield_test.finish()
 
     def scores(self) -> dict[str, float]:
         rc = float(self.completion)
