@@ -39,6 +39,10 @@ case "$PROFILE" in
   *) echo "unknown profile $PROFILE (cpu2 | reduced | full)" >&2; exit 2 ;;
 esac
 
+# The 11 scenario families the shipped checkpoint's data cycled through (scene j of a split is family j mod F): listing
+# them keeps every seed's scene as it was after yield_emergency joined the families.
+FAMILIES=straight_road,curve,intersection,t_junction,lane_change,merge,static_obstacle,cut_in,pedestrian_crossing,hard_brake,red_light
+
 stage() {  # stage NAME DONE_FILE COMMAND...
   local name=$1 done=$2; shift 2
   if [[ -e "$done" ]]; then echo "== $name: done ($done)"; return; fi
@@ -62,7 +66,8 @@ trap 'kill $LOAD_PID 2>/dev/null || true' EXIT
 
 data_heldout() {
   stage data-heldout "$OUT/data/heldout/manifest.json" \
-    "$IRLVLA" train data --split heldout --scenes $HELD_SCENES --workers 2 --out "$OUT/data/heldout" --no-progress
+    "$IRLVLA" train data --split heldout --scenes $HELD_SCENES --families $FAMILIES --workers 2 \
+    --out "$OUT/data/heldout" --no-progress
 }
 anchors_il() {
   stage anchors "$OUT/anchors.npy" "$IRLVLA" train anchors --data "$OUT/data/train" --k 8 --out "$OUT/anchors.npy"
@@ -95,8 +100,8 @@ rl_exact() {
 }
 
 stage data-train "$OUT/data/train/manifest.json" \
-  "$IRLVLA" train data --split train --scenes $TRAIN_SCENES --keep-trivial 0.25 --workers 2 --out "$OUT/data/train" \
-  --no-progress
+  "$IRLVLA" train data --split train --scenes $TRAIN_SCENES --families $FAMILIES --keep-trivial 0.25 --workers 2 \
+  --out "$OUT/data/train" --no-progress
 together data_heldout anchors_il
 together labels_train labels_heldout
 stage rwm "$OUT/rwm/model.safetensors" \
