@@ -6,10 +6,12 @@
 #
 # PROFILE (wall times measured on the 2-core shared VM this repository is developed on; weights/manifest.json holds
 # the run's own figures, per stage, with the machine's load average while it ran):
-#   cpu2     (default) what the shipped checkpoint was trained with: 96 imitation steps at batch 8, 96 + 40 labelled
-#            samples, 240 cached reward-model steps (batch 16), 10 + 10 RL steps, open-loop benchmark on 48 held-out samples.
-#            About 100 min at load average 12-16 (see the manifest); on two idle cores well under 90 min.
-#   reduced  the first shipped checkpoint's settings (30 imitation steps): about 66 min at load 12-17.
+#   cpu2     (default) what the shipped checkpoint was trained with: 96 imitation steps at batch 8, 96 + 40
+#            labelled samples, 240 cached reward-model steps (batch 16), 10 + 10 RL steps, open-loop benchmark on 48
+#            held-out samples.
+#            Measured: 74.6 min at load average 4-19 (mean 12.9) from other users' jobs; not measured on idle cores.
+#   reduced  the first shipped checkpoint's settings (30 imitation steps; its stages summed to 66 min at load 12-17,
+#            plus 17 min of imitation the log missed), here without its 0.99 EMA, with 300 cached reward-model steps.
 #   full     longer training (400 imitation steps, ...): NEVER RUN on this machine; at the measured 35-50 s per
 #            imitation step under load it would take many hours here. Meant for an idle or bigger CPU machine.
 #
