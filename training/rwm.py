@@ -226,14 +226,6 @@ def rwm_predict(model: IRLVLA, batch: dict, trajectories: torch.Tensor) -> dict:
     return model.rwm(trajectories, out["bev"], scene_tokens(out))
 
 
-def rwm_step(net: torch.nn.Module, batch: dict, gen: torch.Generator, step: int):
-    """The per-metric loss on a batch of dataset samples (the trunk runs; kept for callers that do not cache)."""
-    model = net.module if hasattr(net, "module") else net
-    pred = rwm_predict(model, batch, batch["rwm_trajectories"])
-    loss, parts = rwm_loss(pred, batch["rwm_targets"], model.cfg.rwm)
-    return loss, {f"rwm_{k}": float(v.detach()) for k, v in parts.items()}
-
-
 def freeze_except(model: torch.nn.Module, trainable: str) -> list[torch.nn.Parameter]:
     params = []
     for name, p in model.named_parameters():
@@ -331,7 +323,8 @@ def train_rwm(
     progress: bool = True,
     rwm_cfg: RWMTrainConfig | None = None,
 ) -> dict:
-    """Train `model.rwm` on exact labels with the imitation trunk frozen (its outputs cached once, eval mode)."""
+    """Train `model.rwm` on exact labels with the imitation trunk frozen (its outputs cached once, eval mode; the
+    batches come from memory, so `cfg.num_workers` is not used)."""
     out = Path(out)
     rwm_cfg = rwm_cfg or RWMTrainConfig()
     device = resolve_device(cfg.device)
@@ -423,7 +416,6 @@ __all__ = [
     "perturb_expert",
     "ranking_losses",
     "rwm_predict",
-    "rwm_step",
     "scene_tokens",
     "train_rwm",
 ]
