@@ -17,6 +17,7 @@ import numpy as np
 
 from agent import geometry
 from agent.types import CameraRig, CameraSpec, EgoStatus, NavigationCommand, Observation
+from navsim_eval.metric_cache import metric_cache_inputs
 
 #: NAVSIM camera -> the model's camera (the six the agent asks for, mapped onto the Bench2Drive-ordered model rig).
 NAVSIM_TO_MODEL_CAMERAS: dict[str, str] = {
@@ -113,18 +114,6 @@ def observation_from_agent_input(
         images[ours] = img
     ego = ego_status(agent_input.ego_statuses[-1], yaw_rate_from_history(agent_input.ego_statuses))
     return Observation(images, CameraRig("navsim", tuple(specs)), ego, token=token)
-
-
-def metric_cache_inputs(metric_cache: Any) -> tuple[np.ndarray, np.ndarray]:
-    """A NAVSIM `MetricCache`'s PDM-Closed trajectory (T, 3) and centreline (N, 3), world frame, for `SceneCache`.
-
-    `trajectory` is an `InterpolatedTrajectory` of `EgoState`s (rear axle) and `centerline` a `PDMPath`; both are
-    read as the official scorer reads them (`get_sampled_trajectory()`, `discrete_path`).
-    """
-    states = metric_cache.trajectory.get_sampled_trajectory()
-    ref = np.array([[s.rear_axle.x, s.rear_axle.y, s.rear_axle.heading] for s in states], dtype=np.float64)
-    line = np.array([[p.x, p.y, p.heading] for p in metric_cache.centerline.discrete_path], dtype=np.float64)
-    return ref, line
 
 
 def scene_cache_from_metric_cache(scene, metric_cache: Any, config=None):

@@ -21,7 +21,7 @@ from navsim_eval.pdm_closed import pdm_closed_reference
 from navsim_eval.scorer import normalise_progress, pdm_score, score_states
 from navsim_eval.simulation import STATE_DIM, initial_state_from_scene
 from navsim_eval.traffic import log_replay
-from sim.scene import Scene
+from sim.scene import EgoParams, Scene
 
 
 def check_scene(scene: Scene) -> None:
@@ -67,7 +67,7 @@ class SceneCache:
     `memo` holds lazily computed rows and the reactive traffic's set-up.
     """
 
-    scene: Scene
+    scene: Scene | None  # None for a cache converted from a NAVSIM metric cache (`navsim_eval.metric_cache`)
     config: EpdmsConfig
     map_queries: MapQueries
     init: np.ndarray
@@ -77,6 +77,11 @@ class SceneCache:
     reference_states: np.ndarray | None = None
     reference_source: str = "planned"
     memo: dict = field(default_factory=dict)
+    token: str = ""
+    ego_params: EgoParams = field(default_factory=EgoParams)
+    human_plan: np.ndarray | None = None  # (8, 3) logged future at 0.5 s in the current rear-axle frame
+    synthetic: bool = False  # a stage-two (synthetic) frame: no human filter by default
+    timestamp: float = 0.0
 
     @classmethod
     def build(
@@ -111,7 +116,23 @@ class SceneCache:
         else:
             plan = given_reference(reference, init, sim_cfg.num_poses + 1)
             source = "given"
-        return cls(scene, config, mq, init, obs, history, plan, None, source)
+        synthetic = bool(scene.metadata.get("synthetic", False)) if isinstance(scene.metadata, dict) else False
+        return cls(
+            scene,
+            config,
+            mq,
+            init,
+            obs,
+            history,
+            plan,
+            None,
+            source,
+            token=scene.token,
+            ego_params=scene.ego_params,
+            human_plan=scene.human_trajectory(8, sim_cfg.plan_interval),
+            synthetic=synthetic,
+            timestamp=float(scene.timestamps[scene.current_index]),
+        )
 
     def get(self, key, compute):
         """The memoised value of `key`, computed once by `compute()`."""
@@ -119,9 +140,10 @@ class SceneCache:
             self.memo[key] = compute()
         return self.memo[key]
 
-    def check(self, scene: Scene, config: EpdmsConfig) -> None:
-        """Refuse a cache built for another scene or another configuration (its reference would be wrong)."""
-        if scene is not self.scene:
+    def check(self, scene: Scene | None, config: EpdmsConfig) -> None:
+        """Refuse a cache built for another scene or another configuration (its reference would be wrong).
+        scene None: whatever the cache was built from (a scene or a metric cache)."""
+        if scene is not None and scene is not self.scene:
             raise ValueError(f"SceneCache was built for scene {self.scene.token!r}, not this {scene.token!r} object")
         if config != self.config:
             raise ValueError("SceneCache was built with another EpdmsConfig; build one per configuration")
