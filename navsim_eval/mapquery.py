@@ -22,7 +22,7 @@ import numpy as np
 import shapely
 from scipy.spatial import cKDTree
 
-from navsim_eval.boxes import corners
+from agent.boxes import corners
 from sim.scene import Scene
 
 DEFAULT_MAP_RADIUS = 100.0  # MetricCacheProcessor._map_radius

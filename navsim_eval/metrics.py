@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-from navsim_eval.boxes import FL, FR, corners, obb_overlap, segment_intersects_box
+from agent.boxes import FL, FR, corners, obb_overlap, segment_intersects_box
 from navsim_eval.config import ScorerConfig
 from navsim_eval.mapquery import MapQueries
 from navsim_eval.observation import Observation

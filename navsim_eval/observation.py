@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from navsim_eval.boxes import centre_boxes
+from agent.boxes import centre_boxes
 from sim.scene import AG_HEADING, AG_VX, AG_VY, AG_X, AG_Y, AgentType, Scene, TrafficLightState
 
 logger = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ def build_observation(scene: Scene, num_steps: int = 41, dt: float = 0.1, two_hz
 
 def ego_footprint_overlaps(obs: Observation, ego_corners: np.ndarray, step: int = 0) -> np.ndarray:
     """Tracks (A,) whose box at `step` touches the ego box (4, 2): log replay drops them for the whole horizon."""
-    from navsim_eval.boxes import boxes_overlap
+    from agent.boxes import boxes_overlap
 
     if len(obs.ids) == 0:
         return np.zeros(0, dtype=bool)

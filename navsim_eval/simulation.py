@@ -200,15 +200,17 @@ def _solve_tridiagonal(diag: np.ndarray, off: float, rhs: np.ndarray) -> np.ndar
 
 
 @njit
-def _lqr_row(s, ref, vel, curv, step, dt, wheelbase, q_lon, r_lon, q0, q1, q2, r_lat, h, kp, v_stop):
+def _lqr_row(s, ref, vel, curv, step, dt, wheelbase, lqr):
     """Acceleration and steering-rate commands of one state row `s` (11,) at iteration `step`.
 
     `ref` (M+1, 3) are the row's reference poses, `vel` and `curv` (M,) its fitted profiles. The longitudinal part is
     the one-step LQR towards the speed `h` steps ahead (a P controller when both speeds are below `v_stop`). The
     lateral part composes the linear time-varying dynamics M_i = I + a_i e01 + b_i e12 over the horizon in closed form
     (products of upper unitriangular matrices): a_i = v_i dt, b_i = v_i dt / wheelbase, input dt e2, affine term
-    -a_i kappa_i e1, where v_i follows the longitudinal command.
+    -a_i kappa_i e1, where v_i follows the longitudinal command. `lqr` is `LQRTracker.params()`.
     """
+    q_lon, r_lon, q0, q1, q2, r_lat, h_f, kp, v_stop = lqr
+    h = int(h_f)
     ex = s[S_X] - ref[step, 0]
     ey = s[S_Y] - ref[step, 1]
     rh = ref[step, 2]
@@ -264,7 +266,6 @@ def _lqr_row(s, ref, vel, curv, step, dt, wheelbase, q_lon, r_lon, q0, q1, q2, r
 def _closed_loop(reference, velocity, curvature, init, dt, lqr_params, bicycle_params):
     """Track every row of `reference` (K, M+1, 3) from `init` (K, 11): states (K, M+1, 11)."""
     k, n = reference.shape[0], reference.shape[1]
-    q_lon, r_lon, q0, q1, q2, r_lat, h, kp, v_stop = lqr_params
     wheelbase, accel_tc, steer_tc, max_steer = bicycle_params
     out = np.empty((k, n, STATE_DIM))
     for r in range(k):
@@ -272,22 +273,7 @@ def _closed_loop(reference, velocity, curvature, init, dt, lqr_params, bicycle_p
             out[r, 0, c] = init[r, c]
         for t in range(1, n):
             accel, steer_rate = _lqr_row(
-                out[r, t - 1],
-                reference[r],
-                velocity[r],
-                curvature[r],
-                t - 1,
-                dt,
-                wheelbase,
-                q_lon,
-                r_lon,
-                q0,
-                q1,
-                q2,
-                r_lat,
-                int(h),
-                kp,
-                v_stop,
+                out[r, t - 1], reference[r], velocity[r], curvature[r], t - 1, dt, wheelbase, lqr_params
             )
             _bicycle_row(out[r, t - 1], accel, steer_rate, dt, wheelbase, accel_tc, steer_tc, max_steer, out[r, t])
     return out
@@ -325,28 +311,12 @@ class LQRTracker:
         dt: float,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Acceleration and steering-rate commands (K,) at iteration `step` for current states (K, 11)."""
-        q_lon, r_lon, q0, q1, q2, r_lat, h, kp, v_stop = self.params()
+        lqr = self.params()
         states = np.ascontiguousarray(states, dtype=np.float64)
         accel, steer_rate = np.empty(len(states)), np.empty(len(states))
         for i in range(len(states)):
-            accel[i], steer_rate[i] = _lqr_row(
-                states[i],
-                np.ascontiguousarray(reference[i], dtype=np.float64),
-                np.ascontiguousarray(velocity[i], dtype=np.float64),
-                np.ascontiguousarray(curvature[i], dtype=np.float64),
-                step,
-                dt,
-                self.wheelbase,
-                q_lon,
-                r_lon,
-                q0,
-                q1,
-                q2,
-                r_lat,
-                int(h),
-                kp,
-                v_stop,
-            )
+            rows = (np.ascontiguousarray(a[i], dtype=np.float64) for a in (reference, velocity, curvature))
+            accel[i], steer_rate[i] = _lqr_row(states[i], *rows, step, dt, self.wheelbase, lqr)
         return accel, steer_rate
 
 
