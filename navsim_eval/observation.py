@@ -196,6 +196,7 @@ def ego_footprint_overlaps(obs: Observation, ego_corners: np.ndarray, step: int 
     lo, hi = ego_corners.min(axis=0) - 1e-3, ego_corners.max(axis=0) + 1e-3
     near = np.flatnonzero(((c.max(axis=1) >= lo) & (c.min(axis=1) <= hi)).all(axis=-1))
     hit = np.zeros(len(c), dtype=bool)
-    hit[near] = boxes_overlap(c[near], np.broadcast_to(ego_corners, c[near].shape))
+    if near.size:
+        hit[near] = boxes_overlap(c[near], np.broadcast_to(ego_corners, c[near].shape))
     pres = obs.present[..., step] if obs.present.ndim == 2 else obs.present[0, :, step]
     return hit & pres
