@@ -34,10 +34,19 @@ def check_scene(scene: Scene) -> None:
         raise ValueError(f"scene {scene.token}: has no route")
 
 
+MAX_REFERENCE_START_OFFSET = 20.0  # m: a reference starting farther from the ego is in another frame or token
+
+
 def given_reference(reference, init: np.ndarray, num_states: int) -> np.ndarray:
     """A given PDM-Closed trajectory as (num_states, 11) states: (T >= num_states, 3 or 11) x, y, heading (world, rear
-    axle, 0.1 s from t = 0). Only the poses matter: the scorer re-simulates them, as `pdm_score` does with the metric
-    cache's `trajectory`. The first pose must be the ego's current pose (within 1 cm / 0.01 rad)."""
+    axle, 0.1 s from t = 0). Only the poses matter: the scorer re-simulates them from the ego's state, as `pdm_score`
+    does with the metric cache's `trajectory`.
+
+    The first pose need not be the ego's: PDM-Closed's proposals start at the point of their (laterally offset)
+    centreline at the ego's progress, so a chosen +-1 m offset starts 1 m beside the ego, and the tracker starts from
+    the ego state all the same. A first pose more than `MAX_REFERENCE_START_OFFSET` m away is refused: that reference
+    is in another frame (e.g. local coordinates) or belongs to another token.
+    """
     arr = np.asarray(reference, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[1] not in (3, STATE_DIM) or arr.shape[0] < num_states:
         raise ValueError(
@@ -45,11 +54,11 @@ def given_reference(reference, init: np.ndarray, num_states: int) -> np.ndarray:
         )
     if not np.isfinite(arr[:num_states, :3]).all():
         raise ValueError("a given reference contains NaN or infinite poses")
-    d = np.hypot(*(arr[0, :2] - init[:2]))
-    dh = abs((arr[0, 2] - init[2] + np.pi) % (2 * np.pi) - np.pi)
-    if d > 0.01 or dh > 0.01:
+    d = float(np.hypot(*(arr[0, :2] - init[:2])))
+    if d > MAX_REFERENCE_START_OFFSET:
         raise ValueError(
-            f"a given reference must start at the ego's current pose; it starts {d:.3f} m / {dh:.3f} rad away"
+            f"a given reference must start near the ego (world frame); it starts {d:.1f} m away "
+            f"(more than {MAX_REFERENCE_START_OFFSET:g} m: another frame or another token?)"
         )
     out = np.zeros((num_states, STATE_DIM))
     out[:, : arr.shape[1]] = arr[:num_states]
