@@ -11,9 +11,7 @@ import json
 import logging
 from pathlib import Path
 
-import yaml
-
-from irlvla.configload import ConfigError, load_config
+from irlvla.configload import ConfigError, load_config, yaml_load
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +43,7 @@ def train_config(args: argparse.Namespace):
     data["optim"] = dict(data["optim"])
     data["speed"] = {}
     if args.config:
-        loaded = yaml.safe_load(Path(args.config).read_text()) or {}
+        loaded = yaml_load(Path(args.config).read_text()) or {}  # YAML 1.2 floats: `lr: 1e-4` is a number
         if not isinstance(loaded, dict):
             raise ConfigError(f"{args.config}: expected a mapping")
         data.update({k: v for k, v in loaded.items() if k not in ("optim", "speed")})

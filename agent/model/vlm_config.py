@@ -10,6 +10,19 @@ from agent.model.vlm_prompt import B2D_VIEWS
 BACKENDS = ("tiny", "pretrained")
 MODES = ("likelihood", "generate")
 DTYPES = ("float32", "bfloat16", "float16")
+#: the tiny model's size fields: with `views` (the tokenizer's vocabulary) they shape its weights
+TINY_SIZE_FIELDS = (
+    "image_size",
+    "patch_size",
+    "vision_hidden",
+    "vision_layers",
+    "vision_heads",
+    "text_hidden",
+    "text_layers",
+    "text_heads",
+    "text_kv_heads",
+    "text_intermediate",
+)
 
 
 @dataclass
@@ -64,20 +77,7 @@ class VLMConfig:
             raise ValueError(f"VLMConfig.views must be non-empty camera names, got {self.views!r}")
         if len(set(self.views)) != len(self.views):
             raise ValueError(f"VLMConfig.views has duplicates: {self.views}")
-        for k in (
-            "image_size",
-            "refresh_every",
-            "max_new_tokens",
-            "patch_size",
-            "vision_hidden",
-            "vision_layers",
-            "vision_heads",
-            "text_hidden",
-            "text_layers",
-            "text_heads",
-            "text_kv_heads",
-            "text_intermediate",
-        ):
+        for k in ("refresh_every", "max_new_tokens", *TINY_SIZE_FIELDS):
             v = getattr(self, k)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 raise ValueError(f"VLMConfig.{k} must be a positive int, got {v!r}")

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from agent.checkpoint import CheckpointError, sha256_file, sha256_path, tensors_sha256, verify_checkpoint
-from agent.model.vlm_config import VLMConfig
+from agent.model.vlm_config import TINY_SIZE_FIELDS, VLMConfig
 from irlvla.atomic import atomic_path, atomic_write_text
 from irlvla.configload import to_plain
 
@@ -28,19 +28,7 @@ FORMAT_VERSION = "1"
 
 #: the VLMConfig fields that shape the tiny model's weights (tokenizer vocabulary, image tokens, layer sizes);
 #: every other field (rate, mode, device, dtype, seed of the random init, paths) may differ at load time
-ARCH_FIELDS = (
-    "views",
-    "image_size",
-    "patch_size",
-    "vision_hidden",
-    "vision_layers",
-    "vision_heads",
-    "text_hidden",
-    "text_layers",
-    "text_heads",
-    "text_kv_heads",
-    "text_intermediate",
-)
+ARCH_FIELDS = ("views", *TINY_SIZE_FIELDS)
 
 
 def _float_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

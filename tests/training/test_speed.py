@@ -71,10 +71,14 @@ def test_fused_adamw_only_on_cuda(caplog):
     assert not opt.param_groups[0]["fused"] and "CUDA only" in caplog.text
 
 
-def test_speed_flags_reach_the_train_config():
+def test_speed_flags_reach_the_train_config(tmp_path):
     parser = build_parser(["train"])
     args = parser.parse_args(["train", "il", "--data", "d", "--out", "o", "--channels-last", "--no-fused-adamw"])
     speed = train_config(args).speed
     assert (speed.channels_last, speed.fused_adamw, speed.compile) == (True, False, False)
     default = train_config(parser.parse_args(["train", "il", "--data", "d", "--out", "o"])).speed
     assert default == SpeedConfig()
+    yaml = tmp_path / "il.yaml"
+    yaml.write_text("optim: {lr: 1e-4}\nspeed: {compile: true, compile_modules: [backbone]}\n")
+    cfg = train_config(parser.parse_args(["train", "il", "--data", "d", "--out", "o", "--config", str(yaml)]))
+    assert cfg.optim.lr == 1e-4 and cfg.speed.compile and cfg.speed.compile_modules == ("backbone",)
