@@ -9,6 +9,8 @@ synthetic batches laid out like the dataset's samples (`training.features.synthe
 geometry, random pixels and targets, batched by the loader's own `collate`), so no generated data is needed.
 The first step is reported on its own (`first_step_s`: it includes torch.compile's compile time), then `--warmup`
 untimed steps, then the median, min and max of `--steps` timed steps (steady state); samples/s is batch / median.
+Each step's CPU time (`time.process_time`) is reported too: pinned to one core (`taskset -c 0`, one torch thread) on a
+shared machine, samples per CPU second is the figure other processes' load does not move.
 
     taskset -c 0 python benchmarks/bench_train.py                 # tiny on one CPU core (+ full on a GPU if present)
     python benchmarks/bench_train.py --cases cuda --batch-size 16 # full, bf16, on the GPU only
@@ -63,8 +65,9 @@ def _sync(device: torch.device) -> None:
 def run_variant(
     preset: str, device: torch.device, bf16: bool, speed: SpeedConfig, batches: list[dict], steps: int, warmup: int
 ) -> dict:
-    """Time `optimisation_step` for one set of speed options (fresh model and optimizer)."""
+    """Time `optimisation_step` for one set of speed options (fresh model and optimizer, the same dropout draws)."""
     torch._dynamo.reset()
+    torch.manual_seed(0)
     model = build_model(load_preset(preset)).to(device).train()
     applied = apply_speed_options(model, speed)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -73,25 +76,30 @@ def run_variant(
     b = int(batches[0]["images"].shape[0])
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    times, losses = [], []
+    times, cpu, losses = [], [], []
     for i in range(1 + warmup + steps):
         batch = batches[i % len(batches)]
         _sync(device)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         loss, _, _ = optimisation_step(model, params, opt, il_step, batch, step_generator(0, i), i, 1.0, bf16_on)
         _sync(device)
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
         losses.append(float(loss.detach()))
-    timed = times[1 + warmup :]
+    timed, timed_cpu = times[1 + warmup :], cpu[1 + warmup :]
     med = statistics.median(timed)
     out = {
         "applied": applied,
         "fused_adamw_used": bool(opt.param_groups[0].get("fused")),
         "first_step_s": round(times[0], 3),
+        "first_step_cpu_s": round(cpu[0], 3),
         "median_step_s": round(med, 4),
         "min_step_s": round(min(timed), 4),
         "max_step_s": round(max(timed), 4),
         "samples_per_s": round(b / med, 2),
+        # CPU seconds of this process per step: on a shared machine the load-independent figure (one thread)
+        "median_step_cpu_s": round(statistics.median(timed_cpu), 4),
+        "samples_per_cpu_s": round(b / statistics.median(timed_cpu), 2),
         "loss_first_last": [round(losses[0], 4), round(losses[-1], 4)],
     }
     if device.type == "cuda":
@@ -130,6 +138,10 @@ def run_case(
         case["speedup_vs_baseline"] = {
             k: round(v["samples_per_s"] / base, 3) for k, v in case["variants"].items() if "samples_per_s" in v
         }
+    base_cpu = case["variants"].get("baseline", {}).get("samples_per_cpu_s")
+    if base_cpu and device.type == "cpu":
+        runs = {k: v for k, v in case["variants"].items() if "samples_per_cpu_s" in v}
+        case["cpu_time_speedup_vs_baseline"] = {k: round(v["samples_per_cpu_s"] / base_cpu, 3) for k, v in runs.items()}
     return case
 
 
