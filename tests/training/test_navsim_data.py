@@ -97,7 +97,7 @@ def test_the_imitation_step_trains_on_navsim_samples(navsim_set):
     model = agent.policy.model.train()
     loss, metrics = il_step(model, batch, step_generator(0, 0), 0)
     loss.backward()
-    assert np.isfinite(float(loss)) and "imitation" in metrics
+    assert np.isfinite(float(loss.detach())) and "imitation" in metrics
     assert not {"detection", "map", "seg"} & set(metrics)  # no targets for them in NAVSIM's builders
     model.zero_grad(set_to_none=True)
     model.eval()
