@@ -139,19 +139,11 @@ def fit_vlm(
     return guidance, summary
 
 
-def train_vlm(
-    data: str | Path,
-    out: str | Path,
-    cfg: TrainConfig,
-    eval_data: str | None = None,
-    resume: bool = True,
-    progress: bool = True,
-    vlm_cfg: VLMConfig | None = None,
-    eval_samples: int = 64,
-) -> dict:
-    """Fine-tune, write `out/vlm.safetensors` (+ sha256; load it with `VLMConfig.checkpoint` or an agent config's
-    `vlm_checkpoint`), `vlm_config.json` and `summary.json` (with per-class accuracy on `eval_data`)."""
-    return fit_vlm(data, out, cfg, eval_data, resume, progress, vlm_cfg, eval_samples)[1]
+def train_vlm(*args, **kwargs) -> dict:
+    """`fit_vlm` returning only its summary: writes `out/vlm.safetensors` (+ sha256; the policy loads it through
+    `VLMConfig.checkpoint` or an agent config's `vlm_checkpoint`), `vlm_config.json` and `summary.json` (with the
+    per-class accuracy on `eval_data`)."""
+    return fit_vlm(*args, **kwargs)[1]
 
 
 __all__ = ["VLMStep", "command_accuracy", "fit_vlm", "raw_collate", "train_vlm"]
