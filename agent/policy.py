@@ -45,7 +45,8 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 class DrivingPolicy:
     """Stateful wrapper (tick counter, latched VLM command) around the model for closed-loop driving; implements
     `agent.contract.Planner`. `vlm` replaces the guidance built from `cfg.vlm`; `use_vlm=False` plans with the
-    fallback command (Constant Speed Strict, Straight Strict) instead."""
+    fallback command (Constant Speed Strict, Straight Strict) instead. `vlm_checkpoint` (fine-tuned weights of
+    `irlvla train vlm`) replaces `cfg.vlm.checkpoint` for the guidance built here."""
 
     def __init__(
         self,
@@ -54,9 +55,15 @@ class DrivingPolicy:
         device: str | torch.device = "cpu",
         use_vlm: bool = True,
         runtime: RuntimeConfig | Runtime | None = None,
+        vlm_checkpoint: str | Path | None = None,
     ) -> None:
         """`runtime`: a built `Runtime`, a `RuntimeConfig`, or None for the model config's `runtime` section."""
         self.cfg: ModelConfig = model.cfg
+        if vlm_checkpoint is not None:
+            if vlm is not None or not use_vlm:
+                raise ValueError("DrivingPolicy: vlm_checkpoint is for the VLM built here (use_vlm=True, no vlm given)")
+            vlm_cfg = dataclasses.replace(self.cfg.vlm, checkpoint=str(vlm_checkpoint))
+            self.cfg = dataclasses.replace(self.cfg, vlm=vlm_cfg)  # a runtime field: the model's weights are as loaded
         self.device = torch.device(device)
         # on the policy's device whatever the backend: adapters (the NAVSIM agent's training forward) use it directly
         self.model = model.to(self.device).eval()
@@ -80,9 +87,10 @@ class DrivingPolicy:
         device: str | torch.device = "cpu",
         use_vlm: bool = True,
         runtime: RuntimeConfig | None = None,
+        vlm_checkpoint: str | Path | None = None,
     ) -> DrivingPolicy:
         """A policy with freshly initialised (seeded) weights: for tests, demos and as a training starting point."""
-        return cls(build_model(cfg), device=device, use_vlm=use_vlm, runtime=runtime)
+        return cls(build_model(cfg), device=device, use_vlm=use_vlm, runtime=runtime, vlm_checkpoint=vlm_checkpoint)
 
     @classmethod
     def from_checkpoint(
@@ -92,11 +100,13 @@ class DrivingPolicy:
         use_vlm: bool = True,
         cfg: ModelConfig | None = None,
         runtime: RuntimeConfig | None = None,
+        vlm_checkpoint: str | Path | None = None,
     ) -> DrivingPolicy:
-        """`runtime` overrides the (checkpoint or `cfg`) config's runtime section."""
+        """`runtime` overrides the (checkpoint or `cfg`) config's runtime section, `vlm_checkpoint` its VLM weights."""
         from agent.checkpoint import load_checkpoint
 
-        return cls(load_checkpoint(path, cfg=cfg), device=device, use_vlm=use_vlm, runtime=runtime)
+        model = load_checkpoint(path, cfg=cfg)
+        return cls(model, device=device, use_vlm=use_vlm, runtime=runtime, vlm_checkpoint=vlm_checkpoint)
 
     def reset(self) -> None:
         self.tick = 0

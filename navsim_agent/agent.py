@@ -84,7 +84,8 @@ class IRLVLATargetBuilder(AbstractTargetBuilder):
 
 class IRLVLAAgent(AbstractAgent):
     """NAVSIM agent. checkpoint_path: safetensors checkpoint (loaded in `initialize`, once per worker); without one the
-    model of `preset` is built with its seeded initial weights (tests, training from scratch)."""
+    model of `preset` is built with its seeded initial weights (tests, training from scratch). vlm_checkpoint: the
+    fine-tuned VLM (`irlvla train vlm` -> vlm.safetensors) for the command guidance; needs use_vlm."""
 
     def __init__(
         self,
@@ -94,6 +95,7 @@ class IRLVLAAgent(AbstractAgent):
         device: str = "auto",
         use_vlm: bool = False,
         lr: float = 1e-4,
+        vlm_checkpoint: str | None = None,
     ) -> None:
         sampling = trajectory_sampling or TrajectorySampling(time_horizon=4, interval_length=0.5)
         super().__init__(trajectory_sampling=sampling, requires_scene=False)
@@ -101,12 +103,21 @@ class IRLVLAAgent(AbstractAgent):
             raise ValueError("IRLVLAAgent plans 8 poses at 0.5 s; trajectory_sampling must be 4 s at 0.5 s")
         if checkpoint_path is not None and not Path(checkpoint_path).is_file():
             raise FileNotFoundError(f"IRLVLAAgent: checkpoint not found: {checkpoint_path}")
-        self._checkpoint_path = checkpoint_path
+        if vlm_checkpoint is not None:
+            if not use_vlm:
+                raise ValueError("IRLVLAAgent: vlm_checkpoint is given but use_vlm is false")
+            if not Path(vlm_checkpoint).is_file():
+                raise FileNotFoundError(f"IRLVLAAgent: VLM checkpoint not found: {vlm_checkpoint}")
+        self._checkpoint_path, self._vlm_checkpoint = checkpoint_path, vlm_checkpoint
         self._preset, self._device_name, self._use_vlm, self._lr = preset, device, use_vlm, lr
         self._policy: DrivingPolicy | None = None
         self.model: torch.nn.Module | None = None
         if checkpoint_path is None:
-            self._set_policy(DrivingPolicy.from_config(load_preset(preset), device="cpu", use_vlm=use_vlm))
+            self._set_policy(
+                DrivingPolicy.from_config(
+                    load_preset(preset), device="cpu", use_vlm=use_vlm, vlm_checkpoint=vlm_checkpoint
+                )
+            )
 
     def _set_policy(self, policy: DrivingPolicy) -> None:
         self._policy = policy
@@ -123,10 +134,11 @@ class IRLVLAAgent(AbstractAgent):
 
     def initialize(self) -> None:
         device = resolve_device(self._device_name)
+        vlm = {"use_vlm": self._use_vlm, "vlm_checkpoint": self._vlm_checkpoint}
         if self._checkpoint_path is not None:
-            self._set_policy(DrivingPolicy.from_checkpoint(self._checkpoint_path, device=device, use_vlm=self._use_vlm))
+            self._set_policy(DrivingPolicy.from_checkpoint(self._checkpoint_path, device=device, **vlm))
         else:  # rebuilt around the same model so the policy (and its VLM, if any) lives on the resolved device
-            self._set_policy(DrivingPolicy(self.policy.model, device=device, use_vlm=self._use_vlm))
+            self._set_policy(DrivingPolicy(self.policy.model, device=device, **vlm))
         if not isinstance(self.policy, Planner):
             raise TypeError(f"{type(self.policy).__name__} does not implement agent.contract.Planner")
         self.policy.reset()

@@ -207,6 +207,9 @@ class AgentConfig:
 
     checkpoint: str | None = None
     preset: str = "tiny"
+    #: fine-tuned VLM weights (`irlvla train vlm` -> vlm.safetensors) for the policy's command guidance; null keeps
+    #: the model config's `vlm.checkpoint` (the seeded random tiny VLM when that is null too)
+    vlm_checkpoint: str | None = None
     policy_entry_point: str | None = None
     device: str = "auto"
     #: inference backend (agent.runtime.config.RuntimeConfig, e.g. {backend: tensorrt, precision: fp16}); null keeps
@@ -261,13 +264,16 @@ class AgentConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> AgentConfig:
-        """Read and validate a YAML file; relative `checkpoint` paths resolve against the file's folder."""
+        """Read and validate a YAML file; relative `checkpoint` and `vlm_checkpoint` paths resolve against the file's
+        folder."""
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"agent config {str(p)!r} does not exist")
         cfg = load_config_file(cls, p, where=f"AgentConfig({p})")
-        if cfg.checkpoint and not Path(cfg.checkpoint).is_absolute():
-            cfg.checkpoint = str((p.parent / cfg.checkpoint).resolve())
+        for key in ("checkpoint", "vlm_checkpoint"):
+            value = getattr(cfg, key)
+            if value and not Path(value).is_absolute():
+                setattr(cfg, key, str((p.parent / value).resolve()))
         return cfg
 
     @classmethod

@@ -84,11 +84,15 @@ def load_policy(cfg: AgentConfig) -> Planner:
     if cfg.checkpoint:
         if not Path(cfg.checkpoint).exists():
             raise FileNotFoundError(f"checkpoint {cfg.checkpoint!r} does not exist")
-        return DrivingPolicy.from_checkpoint(cfg.checkpoint, device=device, runtime=cfg.runtime)
+        return DrivingPolicy.from_checkpoint(
+            cfg.checkpoint, device=device, runtime=cfg.runtime, vlm_checkpoint=cfg.vlm_checkpoint
+        )
     from agent.config import load_preset
 
     logger.warning("no checkpoint configured: using an untrained %r preset policy", cfg.preset)
-    return DrivingPolicy.from_config(load_preset(cfg.preset), device=device, runtime=cfg.runtime)
+    return DrivingPolicy.from_config(
+        load_preset(cfg.preset), device=device, runtime=cfg.runtime, vlm_checkpoint=cfg.vlm_checkpoint
+    )
 
 
 #: policies kept across routes (the evaluator constructs one agent per route in the same process).
@@ -96,7 +100,7 @@ _POLICY_CACHE: dict[tuple, Planner] = {}
 
 
 def _policy_key(cfg: AgentConfig) -> tuple:
-    return (cfg.policy_entry_point, cfg.checkpoint, cfg.preset, cfg.device, cfg.runtime)
+    return (cfg.policy_entry_point, cfg.checkpoint, cfg.vlm_checkpoint, cfg.preset, cfg.device, cfg.runtime)
 
 
 def get_policy(cfg: AgentConfig) -> Planner:

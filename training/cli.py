@@ -11,9 +11,7 @@ import json
 import logging
 from pathlib import Path
 
-import yaml
-
-from irlvla.configload import ConfigError, load_config
+from irlvla.configload import ConfigError, load_config, yaml_load
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +27,10 @@ def _train_flags(p: argparse.ArgumentParser, steps: int, batch: int, lr: float) 
     p.add_argument("--num-workers", type=int, default=None, help="DataLoader worker processes")
     p.add_argument("--device", default=None, help="auto | cpu | cuda[:N]")
     p.add_argument("--seed", type=int, default=None)
+    speed = argparse.BooleanOptionalAction
+    p.add_argument("--channels-last", action=speed, default=None, help="NHWC image backbone and neck (default off)")
+    p.add_argument("--fused-adamw", action=speed, default=None, help="fused AdamW kernel, CUDA only (default on)")
+    p.add_argument("--compile", action=speed, default=None, help="torch.compile the backbone and neck (default off)")
     p.add_argument("--no-resume", action="store_true", help="start over even if OUT holds a training state")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(_defaults={"steps": steps, "batch_size": batch, "optim": {"lr": lr}})
@@ -39,12 +41,17 @@ def train_config(args: argparse.Namespace):
 
     data = dict(args._defaults)
     data["optim"] = dict(data["optim"])
+    data["speed"] = {}
     if args.config:
-        loaded = yaml.safe_load(Path(args.config).read_text()) or {}
+        loaded = yaml_load(Path(args.config).read_text()) or {}  # YAML 1.2 floats: `lr: 1e-4` is a number
         if not isinstance(loaded, dict):
             raise ConfigError(f"{args.config}: expected a mapping")
-        data.update({k: v for k, v in loaded.items() if k != "optim"})
+        data.update({k: v for k, v in loaded.items() if k not in ("optim", "speed")})
         data["optim"].update(loaded.get("optim") or {})
+        data["speed"].update(loaded.get("speed") or {})
+    for flag in ("channels_last", "fused_adamw", "compile"):
+        if getattr(args, flag, None) is not None:
+            data["speed"][flag] = getattr(args, flag)
     for flag, key in (("steps", "steps"), ("batch_size", "batch_size"), ("checkpoint_every", "checkpoint_every")):
         if getattr(args, flag) is not None:
             data[key] = getattr(args, flag)
@@ -57,9 +64,29 @@ def train_config(args: argparse.Namespace):
     return load_config(TrainConfig, data)
 
 
+def _cmd_navsim_data(args: argparse.Namespace) -> int:
+    from training import navsim_data as nd
+
+    if not (args.navsim_logs and args.navsim_sensors and args.agent_config):
+        raise SystemExit("irlvla train data --source navsim: give --navsim-logs, --navsim-sensors and --agent-config")
+    nd.require_navsim()
+    agent = nd.instantiate_agent(args.agent_config, args.agent_override)
+    loader = nd.navsim_scene_loader(args.navsim_logs, args.navsim_sensors, agent.get_sensor_config(), args.max_scenes)
+    source = {"logs": args.navsim_logs, "sensors": args.navsim_sensors, "agent_config": args.agent_config}
+    manifest = nd.build_navsim_dataset(
+        loader, agent.get_feature_builders(), agent.get_target_builders(), args.out, args.preset,
+        args.shard_size or 32, args.max_scenes, dict(source, agent_overrides=args.agent_override), not args.no_progress,
+    )  # fmt: skip
+    print(json.dumps({k: manifest[k] for k in ("source", "num_scenes", "num_samples", "failed_scenes")}, indent=2))
+    return 0 if not manifest["failed_scenes"] else 1
+
+
 def _cmd_data(args: argparse.Namespace) -> int:
     from training.config import DataConfig
     from training.dataset import build_dataset
+
+    if args.source == "navsim":
+        return _cmd_navsim_data(args)
 
     fields = {"split": args.split, "num_scenes": args.scenes, "workers": args.workers, "preset": args.preset}
     fields.update(seed_offset=args.seed_offset, keep_trivial_fraction=args.keep_trivial)
@@ -171,6 +198,12 @@ def register(subparsers) -> None:
     d.add_argument("--workers", type=int, default=2)
     d.add_argument("--preset", default="tiny")
     d.add_argument("--no-progress", action="store_true")
+    d.add_argument("--source", default="embedded", choices=("embedded", "navsim"), help="embedded world or NAVSIM logs")
+    d.add_argument("--navsim-logs", help="NAVSIM log pickles folder (e.g. navsim_logs/trainval), --source navsim")
+    d.add_argument("--navsim-sensors", help="NAVSIM sensor blobs folder (e.g. sensor_blobs/trainval)")
+    d.add_argument("--agent-config", help="the NAVSIM agent's Hydra YAML, e.g. navsim_agent/irlvla_agent.yaml")
+    d.add_argument("--agent-override", action="append", default=[], help="key=value for the agent config")
+    d.add_argument("--max-scenes", type=int, default=0, help="NAVSIM scenes to convert (0: all)")
     d.set_defaults(func=_cmd_data)
 
     a = sub.add_parser("anchors", help="k-means trajectory vocabulary (or reduce NAVSIM's)")

@@ -100,6 +100,32 @@ class OptimConfig:
 
 
 @dataclass(frozen=True)
+class SpeedConfig:
+    """Throughput options of the optimisation step (benchmarks/bench_train.py measures each).
+
+    `channels_last` stores the image backbone and neck weights (and their input) in NHWC, which cuDNN's bf16
+    convolutions run on tensor cores without transposes. `fused_adamw` uses AdamW's fused CUDA kernel (one launch for
+    all parameters); on the CPU the loop keeps the default implementation and says so. `compile` runs
+    `torch.compile` on the heavy modules in place (`nn.Module.compile`, so state-dict keys and checkpoints are
+    unchanged); the first steps then include compile time.
+    """
+
+    channels_last: bool = False
+    fused_adamw: bool = True  #: CUDA only; ignored (logged) on the CPU
+    compile: bool = False
+    compile_modules: tuple[str, ...] = ("backbone", "neck")  #: child modules of the model that `compile` compiles
+    compile_mode: str = "default"  #: torch.compile mode: default | reduce-overhead | max-autotune
+
+    def __post_init__(self) -> None:
+        if self.compile_mode not in ("default", "reduce-overhead", "max-autotune"):
+            raise ValueError(
+                f"SpeedConfig.compile_mode must be default, reduce-overhead or max-autotune, got {self.compile_mode!r}"
+            )
+        if not self.compile_modules or not all(isinstance(m, str) and m for m in self.compile_modules):
+            raise ValueError(f"SpeedConfig.compile_modules must be module names, got {self.compile_modules!r}")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """One training run (imitation, RWM or RL): steps, batch, checkpoints, loader, precision."""
 
@@ -112,6 +138,7 @@ class TrainConfig:
     bf16: bool = True  #: bf16 autocast when on a GPU (ignored on the CPU)
     device: str = "auto"
     optim: OptimConfig = field(default_factory=OptimConfig)
+    speed: SpeedConfig = field(default_factory=SpeedConfig)
 
     def __post_init__(self) -> None:
         require_positive("TrainConfig", steps=self.steps, batch_size=self.batch_size)
@@ -183,4 +210,13 @@ class RLConfig:
             raise ValueError("RLConfig.start_timestep must be at least denoise_steps")
 
 
-__all__ = ["SPLIT_SEEDS", "DataConfig", "OptimConfig", "RLConfig", "RWMLabelConfig", "RWMTrainConfig", "TrainConfig"]
+__all__ = [
+    "SPLIT_SEEDS",
+    "DataConfig",
+    "OptimConfig",
+    "RLConfig",
+    "RWMLabelConfig",
+    "RWMTrainConfig",
+    "SpeedConfig",
+    "TrainConfig",
+]

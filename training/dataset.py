@@ -199,6 +199,14 @@ class ShardDataset(torch.utils.data.Dataset):
         self.model_cfg: ModelConfig = load_preset(self.manifest["config"]["preset"])
         self._cache: tuple[int, dict] | None = None
 
+    def require_scenes(self, stage: str) -> None:
+        """Stages that re-score samples with the exact EPDMS harness need the embedded world's scenes behind them."""
+        if self.manifest.get("source", "embedded") != "embedded":
+            raise ValueError(
+                f"{stage} needs a dataset generated from the embedded world (`irlvla train data`); {self.root} holds "
+                f"{self.manifest['source']} samples, which carry no scene the exact scorer can replay"
+            )
+
     def __len__(self) -> int:
         return len(self.samples)
 
@@ -227,7 +235,8 @@ def collate(items: list[dict], cfg: ModelConfig) -> dict[str, torch.Tensor]:
     out["images"] = (out["images"].permute(0, 1, 4, 2, 3).float() - mean) / std
     out["speed_probs"] = torch.nn.functional.one_hot(out["speed_command"], cfg.num_speed_commands).float()
     out["path_probs"] = torch.nn.functional.one_hot(out["path_command"], cfg.num_path_commands).float()
-    out["bev_semantic"] = out["bev_semantic"].long()
+    if "bev_semantic" in out:  # NAVSIM samples have no BEV raster (training.navsim_data)
+        out["bev_semantic"] = out["bev_semantic"].long()
     return out
 
 

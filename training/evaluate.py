@@ -108,6 +108,7 @@ def evaluate_open_loop(
 ) -> dict:
     """policies: name -> (checkpoint, use RWM reranking). Returns per-policy means (EPDMS + the nine sub-metrics)."""
     ds = ShardDataset(data)
+    ds.require_scenes("open-loop evaluation")
     idx = spread(len(ds), max_samples)
     plans = baseline_plans(ds, idx)
     for name, (ckpt, use_reward) in policies.items():

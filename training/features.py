@@ -220,6 +220,83 @@ def bev_target(scene: Scene, cfg: ModelConfig) -> np.ndarray:
     return lut[raw]
 
 
+def sample_layout(cfg: ModelConfig) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Key -> (shape, dtype) of every array `build_sample` returns for a model config: the dataset's sample definition
+    (a test holds `build_sample` to it; `synthetic_sample` and the training benchmark build batches from it)."""
+    pc, n = cfg.preprocess, cfg.preprocess.num_cameras
+    a, m = cfg.detection.num_agents, cfg.map.num_queries
+    bev = cfg.bev.size * cfg.seg.upsample
+    f32, i64 = np.dtype(np.float32), np.dtype(np.int64)
+    return {
+        "images": ((n, pc.image_height, pc.image_width, 3), np.dtype(np.uint8)),
+        "intrinsics": ((n, 3, 3), f32),
+        "cam_to_ego": ((n, 4, 4), f32),
+        "ego": ((cfg.planner.ego_dim,), f32),
+        "ego_history": ((HISTORY_FRAMES, 4), f32),
+        "nav_command": ((), i64),
+        "gt_trajectory": ((cfg.planner.num_poses, 3), f32),
+        "speed_command": ((), i64),
+        "path_command": ((), i64),
+        "agent_boxes": ((a, 7), f32),
+        "agent_labels": ((a,), i64),
+        "agent_mask": ((a,), np.dtype(bool)),
+        "map_points": ((m, cfg.map.num_points, 2), f32),
+        "map_labels": ((m,), i64),
+        "map_mask": ((m,), np.dtype(bool)),
+        "bev_semantic": ((bev, bev), np.dtype(np.uint8)),
+    }
+
+
+def synthetic_sample(cfg: ModelConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """A random sample with `sample_layout`'s shapes and valid values: the real camera geometry (the render rig through
+    the policy's preprocessing), random pixels, classes and commands in range, a forward-moving expert future, about
+    half the agent and map slots filled. For throughput measurements without a generated dataset."""
+    layout = sample_layout(cfg)
+    pc = cfg.preprocess
+    rig = render_rig(pc.image_width, pc.image_height)
+    obs = Observation(
+        images={c.name: rng.integers(0, 256, (c.height, c.width, 3), dtype=np.uint8) for c in rig.cameras},
+        rig=rig,
+        ego=EgoStatus(velocity=np.array([rng.uniform(0, 12), 0.0]), acceleration=np.zeros(2), yaw_rate=0.0),
+        target_point=np.array([20.0, 0.0]),
+    )
+    images, intrinsics, cam_to_ego = camera_arrays(obs, cfg)
+    half = cfg.bev.range_m / 2.0
+    t = cfg.planner.interval * np.arange(1, cfg.planner.num_poses + 1)
+    speed = float(obs.ego.velocity[0])
+    gt = np.stack([speed * t, rng.normal(0, 0.3) * t**2, np.zeros_like(t)], -1)
+    a, m = layout["agent_mask"][0][0], layout["map_mask"][0][0]
+    boxes = np.concatenate(
+        [rng.uniform(-half, half, (a, 2)), rng.uniform(-np.pi, np.pi, (a, 1)), rng.uniform(1, 5, (a, 2)),
+         rng.normal(0, 3, (a, 2))], -1)  # fmt: skip
+    out = {
+        "images": images,
+        "intrinsics": intrinsics,
+        "cam_to_ego": cam_to_ego,
+        "ego": ego_features(obs),
+        "ego_history": np.stack(
+            [
+                -speed * np.arange(HISTORY_FRAMES, 0, -1) * 0.5,
+                *np.zeros((2, HISTORY_FRAMES)),
+                np.full(HISTORY_FRAMES, speed),
+            ],
+            -1,
+        ),  # fmt: skip
+        "nav_command": np.int64(rng.integers(0, len(NavigationCommand))),
+        "gt_trajectory": gt,
+        "speed_command": np.int64(rng.integers(0, cfg.num_speed_commands)),
+        "path_command": np.int64(rng.integers(0, cfg.num_path_commands)),
+        "agent_boxes": boxes,
+        "agent_labels": rng.integers(0, len(cfg.detection.class_names), a),
+        "agent_mask": rng.random(a) < 0.5,
+        "map_points": rng.uniform(-half, half, layout["map_points"][0]),
+        "map_labels": rng.integers(0, len(cfg.map.class_names), m),
+        "map_mask": rng.random(m) < 0.5,
+        "bev_semantic": rng.integers(0, len(cfg.seg.class_names), layout["bev_semantic"][0]),
+    }
+    return {k: np.asarray(out[k]).astype(dtype).reshape(shape) for k, (shape, dtype) in layout.items()}
+
+
 def build_sample(scene: Scene, cfg: ModelConfig, target_distance_m: float = 20.0) -> dict[str, np.ndarray]:
     """Every array of one sample at the scene's current frame (see the module docstring)."""
     obs = build_observation(scene, cfg, target_distance_m)
@@ -257,6 +334,8 @@ __all__ = [
     "build_sample",
     "cached_scene",
     "constant_velocity_plan",
+    "sample_layout",
     "sample_steps",
     "scene_at",
+    "synthetic_sample",
 ]

@@ -31,6 +31,7 @@ import torch
 
 from irlvla.atomic import atomic_path, atomic_write_bytes
 from training.config import OptimConfig, TrainConfig
+from training.speed import apply_speed_options, build_optimizer
 
 logger = logging.getLogger(__name__)
 
@@ -190,6 +191,34 @@ def move(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
+def optimisation_step(
+    net: torch.nn.Module,
+    params: list[torch.nn.Parameter],
+    opt: torch.optim.Optimizer,
+    step_fn: StepFn,
+    batch: dict,
+    gen: torch.Generator,
+    step: int,
+    grad_clip: float,
+    bf16_on: torch.device | None = None,
+) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
+    """One step: forward + loss (bf16 autocast on device `bf16_on`, none when None), backward, gradient clipping,
+    optimizer update.
+
+    A non-finite loss returns before the update, so the weights stay those of the last good step. The scheduler is
+    the caller's (benchmarks/bench_train.py times exactly this function)."""
+    amp = bf16_on or torch.device("cpu")
+    with torch.autocast(amp.type, dtype=torch.bfloat16, enabled=bf16_on is not None):
+        loss, metrics = step_fn(net, batch, gen, step)
+    if not torch.isfinite(loss):
+        return loss, metrics, torch.full((), float("nan"))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    opt.step()
+    return loss, metrics, grad_norm
+
+
 def train_loop(
     model: torch.nn.Module,
     params: list[torch.nn.Parameter],
@@ -209,7 +238,10 @@ def train_loop(
     device = device or next(model.parameters()).device
     if dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
-    opt = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    applied = apply_speed_options(model, cfg.speed)
+    if applied:
+        logger.info("speed options: %s", ", ".join(applied))
+    opt = build_optimizer(params, cfg.optim.lr, cfg.optim.weight_decay, cfg.speed.fused_adamw, device)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, cfg.steps, cfg.optim))
     ema = EMA(model, cfg.optim.ema_decay) if cfg.optim.ema_decay > 0 else None
     start = 0
@@ -230,7 +262,7 @@ def train_loop(
             model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
         )
     curves = Curves(out, start) if dist.is_main else None
-    use_bf16 = cfg.bf16 and device.type == "cuda"
+    bf16_on = device if cfg.bf16 and device.type == "cuda" else None
     loader = make_loader(start, dist)
     bar = None
     if progress and dist.is_main:
@@ -244,16 +276,13 @@ def train_loop(
     for batch in loader:
         batch = move(batch, device)
         gen = step_generator(cfg.seed, step, dist.rank)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            loss, metrics = step_fn(net, batch, gen, step)
+        loss, metrics, grad_norm = optimisation_step(
+            net, params, opt, step_fn, batch, gen, step, cfg.optim.grad_clip, bf16_on
+        )
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"{out.name}: loss is {float(loss)} at step {step}; stopping (last checkpoint kept)"
             )
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
-        opt.step()
         sched.step()
         if ema is not None:
             ema.update(model)
@@ -298,6 +327,7 @@ __all__ = [
     "Curves",
     "DistInfo",
     "init_distributed",
+    "optimisation_step",
     "resolve_device",
     "step_generator",
     "train_loop",

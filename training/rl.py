@@ -133,6 +133,7 @@ class ExactReward:
     """Rewards from the exact EPDMS harness on each sample's scenario (simulator in the loop)."""
 
     def __init__(self, ds: ShardDataset) -> None:
+        ds.require_scenes("RL with the exact scorer's reward")
         self.ds = ds
         self.cfg = ds.manifest["config"]
 

@@ -113,6 +113,7 @@ def generate_labels(
     """Label every sample of a dataset; writes `out` (.npz: candidates, targets, epdms, kinds, sample index)."""
     t0 = time.time()
     ds = ShardDataset(data)
+    ds.require_scenes("rwm-labels")
     dcfg = ds.manifest["config"]
     model = load_checkpoint(checkpoint) if checkpoint else None
     if model is not None:

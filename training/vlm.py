@@ -4,7 +4,8 @@ Each sample is the policy's own prompt (six views, ego speed, navigation command
 followed by the answer "SPEED, PATH" + EOS; the loss is the language-model cross-entropy on the answer tokens only,
 so the likelihood scoring the policy uses (`VLMCommandGuidance`) ranks the labelled commands first. The evaluation
 runs that scoring on each sample and reports accuracy per class of both commands. The trained weights are saved as
-`vlm.safetensors` (safetensors' `save_model`, which keeps tied embeddings) with the VLM config as JSON; a full-size
+`vlm.safetensors` (`agent.model.vlm_weights`: safetensors with the VLM config and a digest in its metadata, sha256
+sidecar) and the policy loads them through `VLMConfig.checkpoint` (an agent config's `vlm_checkpoint`); a full-size
 model is fine-tuned the same way from a local `model_path` (backend "pretrained").
 """
 
@@ -20,8 +21,9 @@ import torch
 
 from agent.model.vlm import VLMCommandGuidance, VLMConfig
 from agent.model.vlm_prompt import ANSWER_SEPARATOR
+from agent.model.vlm_weights import save_vlm_weights
 from agent.types import PATH_PLAN_COMMANDS, SPEED_PLAN_COMMANDS, NavigationCommand
-from irlvla.atomic import atomic_path, atomic_write_json
+from irlvla.atomic import atomic_write_json
 from irlvla.configload import to_plain
 from training.config import TrainConfig
 from training.dataset import ShardDataset, StepBatchSampler
@@ -96,7 +98,7 @@ def command_accuracy(guidance: VLMCommandGuidance, ds: ShardDataset, idx: list[i
     }
 
 
-def train_vlm(
+def fit_vlm(
     data: str | Path,
     out: str | Path,
     cfg: TrainConfig,
@@ -105,15 +107,14 @@ def train_vlm(
     progress: bool = True,
     vlm_cfg: VLMConfig | None = None,
     eval_samples: int = 64,
-) -> dict:
-    from safetensors.torch import save_model
-
+) -> tuple[VLMCommandGuidance, dict]:
+    """`train_vlm`, also returning the guidance around the trained model (what a policy gets from the file)."""
     out = Path(out)
     ds = ShardDataset(data)
     vlm_cfg = vlm_cfg or ds.model_cfg.vlm
     if vlm_cfg.backend != "tiny":
         raise ValueError("irlvla train vlm fine-tunes the tiny backend here; a pretrained model needs a GPU recipe")
-    guidance = VLMCommandGuidance(vlm_cfg)
+    guidance = VLMCommandGuidance(vlm_cfg)  # a `vlm_cfg.checkpoint` is the starting point when set
     model = guidance.backend.model
     cams = tuple(ds.model_cfg.preprocess.camera_names)
     missing = [v for v in vlm_cfg.views if v not in cams]
@@ -127,16 +128,22 @@ def train_vlm(
     params = [p for p in model.parameters() if p.requires_grad]
     final, summary = train_loop(model, params, loader, VLMStep(guidance, cams), cfg, out, resume, progress)
     guidance.backend.model = final.eval()
-    with atomic_path(out / "vlm.safetensors", suffix=".safetensors") as tmp:
-        save_model(final, str(tmp))
+    weights = save_vlm_weights(final, vlm_cfg, out / "vlm.safetensors")
     atomic_write_json(out / "vlm_config.json", to_plain(vlm_cfg))
-    summary.update(weights=str(out / "vlm.safetensors"), config=to_plain(cfg))
+    summary.update(weights=str(weights), config=to_plain(cfg))
     if eval_data:
         eds = ShardDataset(eval_data)
         summary["eval"] = command_accuracy(guidance, eds, spread(len(eds), eval_samples))
     atomic_write_json(out / "summary.json", summary)
     logger.info("vlm: %s", json.dumps(summary.get("eval", {}))[:500])
-    return summary
+    return guidance, summary
 
 
-__all__ = ["VLMStep", "command_accuracy", "raw_collate", "train_vlm"]
+def train_vlm(*args, **kwargs) -> dict:
+    """`fit_vlm` returning only its summary: writes `out/vlm.safetensors` (+ sha256; the policy loads it through
+    `VLMConfig.checkpoint` or an agent config's `vlm_checkpoint`), `vlm_config.json` and `summary.json` (with the
+    per-class accuracy on `eval_data`)."""
+    return fit_vlm(*args, **kwargs)[1]
+
+
+__all__ = ["VLMStep", "command_accuracy", "fit_vlm", "raw_collate", "train_vlm"]

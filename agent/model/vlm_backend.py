@@ -147,6 +147,10 @@ class TinyVLMBackend(VLMBackend):
         self.model = build_tiny_llava(
             config, len(tk), self.image_token_id, tk.pad_token_id, tk.bos_token_id, tk.eos_token_id
         )
+        if config.checkpoint:  # before the cast, so the stored values are checked exactly
+            from agent.model.vlm_weights import load_vlm_weights
+
+            load_vlm_weights(self.model, config, config.checkpoint)
         self.model.to(device=self.device, dtype=torch_dtype(config.dtype)).eval()
         self.tokens_per_image = (config.image_size // config.patch_size) ** 2 + 1
         self._mean = torch.tensor(CLIP_MEAN, device=self.device).view(1, 3, 1, 1)

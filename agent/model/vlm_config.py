@@ -10,6 +10,19 @@ from agent.model.vlm_prompt import B2D_VIEWS
 BACKENDS = ("tiny", "pretrained")
 MODES = ("likelihood", "generate")
 DTYPES = ("float32", "bfloat16", "float16")
+#: the tiny model's size fields: with `views` (the tokenizer's vocabulary) they shape its weights
+TINY_SIZE_FIELDS = (
+    "image_size",
+    "patch_size",
+    "vision_hidden",
+    "vision_layers",
+    "vision_heads",
+    "text_hidden",
+    "text_layers",
+    "text_heads",
+    "text_kv_heads",
+    "text_intermediate",
+)
 
 
 @dataclass
@@ -18,6 +31,9 @@ class VLMConfig:
 
     backend: str = "tiny"
     model_path: str | None = None  # local save_pretrained folder; required (at load time) by backend="pretrained"
+    #: fine-tuned tiny-VLM weights (the `vlm.safetensors` of `irlvla train vlm`) loaded over the seeded random init;
+    #: checked against this config's architecture fields (agent/model/vlm_weights.py). null: the random init
+    checkpoint: str | None = None
     views: tuple[str, ...] = B2D_VIEWS
     image_size: int = 56  # per-view square side fed to the tiny vision tower (multiple of patch_size)
     refresh_every: int = 5  # planner ticks between VLM refreshes; the result is latched in between
@@ -49,25 +65,19 @@ class VLMConfig:
             raise ValueError(f"VLMConfig.dtype must be one of {DTYPES}, got {self.dtype!r}")
         if self.model_path is not None and not isinstance(self.model_path, str):
             self.model_path = str(self.model_path)
+        if self.checkpoint is not None:
+            self.checkpoint = str(self.checkpoint)
+            if self.backend != "tiny":
+                raise ValueError(
+                    "VLMConfig.checkpoint holds fine-tuned tiny-VLM weights; a fine-tuned pretrained VLM is a "
+                    "save_pretrained folder given as model_path"
+                )
         self.views = tuple(self.views)
         if not self.views or not all(isinstance(v, str) and v for v in self.views):
             raise ValueError(f"VLMConfig.views must be non-empty camera names, got {self.views!r}")
         if len(set(self.views)) != len(self.views):
             raise ValueError(f"VLMConfig.views has duplicates: {self.views}")
-        for k in (
-            "image_size",
-            "refresh_every",
-            "max_new_tokens",
-            "patch_size",
-            "vision_hidden",
-            "vision_layers",
-            "vision_heads",
-            "text_hidden",
-            "text_layers",
-            "text_heads",
-            "text_kv_heads",
-            "text_intermediate",
-        ):
+        for k in ("refresh_every", "max_new_tokens", *TINY_SIZE_FIELDS):
             v = getattr(self, k)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 raise ValueError(f"VLMConfig.{k} must be a positive int, got {v!r}")

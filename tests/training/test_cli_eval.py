@@ -20,15 +20,3 @@ def test_open_loop_evaluation(tiny_data, tiny_il):
     assert res["samples"] == 2 and set(r) == {"constant_velocity", "expert", "imitation", "il+rwm"}
     for d in r.values():
         assert 0.0 <= d["epdms"] <= 1.0 and len(d["per_sample"]) == 2
-
-
-def test_vlm_finetune_and_per_class_accuracy(tiny_data, tmp_path):
-    from training.config import TrainConfig
-    from training.vlm import train_vlm
-
-    cfg = TrainConfig(steps=2, batch_size=2, checkpoint_every=2, num_workers=0, device="cpu")
-    summary = train_vlm(tiny_data, tmp_path, cfg, eval_data=str(tiny_data), progress=False, eval_samples=2)
-    assert (tmp_path / "vlm.safetensors").is_file() and summary["last"]["answer_ce"] > 0
-    for kind in ("speed", "path"):
-        ev = summary["eval"][kind]
-        assert 0.0 <= ev["accuracy"] <= 1.0 and sum(c["n"] for c in ev["per_class"].values()) == 2

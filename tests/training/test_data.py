@@ -10,7 +10,14 @@ from agent.config import load_preset
 from agent.model.vlm_labels import commands_from_trajectory
 from training.config import SPLIT_SEEDS, DataConfig
 from training.dataset import ShardDataset, StepBatchSampler, make_loader
-from training.features import cached_scene, constant_velocity_plan, sample_steps, scene_at
+from training.features import (
+    cached_scene,
+    constant_velocity_plan,
+    sample_layout,
+    sample_steps,
+    scene_at,
+    synthetic_sample,
+)
 
 
 def test_split_seed_ranges_are_disjoint():
@@ -40,6 +47,19 @@ def test_samples_match_the_scene(tiny_data):
     # the CV plan goes straight at the current speed
     cv = constant_velocity_plan(scene)
     assert np.allclose(cv[:, 1:], 0) and np.isclose(cv[1, 0] - cv[0, 0], 0.5 * scene.ego[scene.current_index, 3])
+
+
+def test_samples_follow_the_sample_layout(tiny_data):
+    """Generated and synthetic samples have exactly the layout's keys, shapes and dtypes (the benchmark uses it)."""
+    ds = ShardDataset(tiny_data)
+    layout = sample_layout(ds.model_cfg)
+    synthetic = synthetic_sample(ds.model_cfg, np.random.default_rng(0))
+    for item in (ds[0], synthetic):
+        got = {k: (v.shape, v.dtype) for k, v in item.items() if k != "index"}
+        assert got == layout
+    assert synthetic["bev_semantic"].max() < len(ds.model_cfg.seg.class_names)
+    np.testing.assert_allclose(synthetic["intrinsics"], ds[0]["intrinsics"])  # the same camera geometry
+    np.testing.assert_allclose(synthetic["cam_to_ego"], ds[0]["cam_to_ego"])
 
 
 def test_frames_sampled_along_the_scenario():

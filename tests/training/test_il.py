@@ -16,7 +16,10 @@ import pytest
 import torch
 
 from agent.checkpoint import load_checkpoint
-from training.il import expert_trajectories, train_anchors
+from irlvla.cli import build_parser
+from training.cli import train_config
+from training.config import OptimConfig, TrainConfig
+from training.il import expert_trajectories, train_anchors, train_il
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -66,10 +69,14 @@ def _wait(pred, timeout: float, proc: subprocess.Popen) -> None:
 
 
 def test_resume_after_kill_continues_to_the_same_loss(tiny_data, tmp_path):
+    """The CLI run is SIGKILLed after its step-2 checkpoint; resumed (in process, the same config as the flags) it
+    ends at the loss of an uninterrupted run."""
     args = ["train", "il", "--data", str(tiny_data), "--steps", "4", "--batch-size", "1", "--checkpoint-every", "2"]
     args += ["--num-workers", "0", "--device", "cpu", "--no-progress", "--lr", "1e-3", "--warmup-steps", "1"]
+    cfg = TrainConfig(4, 1, checkpoint_every=2, num_workers=0, device="cpu", optim=OptimConfig(lr=1e-3, warmup_steps=1))
+    assert train_config(build_parser(["train"]).parse_args([*args, "--out", "x"])) == cfg
     straight = tmp_path / "straight"
-    subprocess.run(cli(*args, "--out", str(straight)), env=cli_env(), check=True, capture_output=True, timeout=600)
+    train_il(tiny_data, straight, cfg, progress=False)
     killed = tmp_path / "killed"
     proc = subprocess.Popen(
         cli(*args, "--out", str(killed)), env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
@@ -86,7 +93,7 @@ def test_resume_after_kill_continues_to_the_same_loss(tiny_data, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    subprocess.run(cli(*args, "--out", str(killed)), env=cli_env(), check=True, capture_output=True, timeout=600)
+    train_il(tiny_data, killed, cfg, progress=False)
     a, b = _curve(straight), _curve(killed)
     assert sorted(b) == [1, 2, 3, 4]
     assert b[4] == pytest.approx(a[4], rel=1e-4, abs=1e-5)
