@@ -218,6 +218,11 @@ class AgentConfig:
     #: inference backend (agent.runtime.config.RuntimeConfig, e.g. {backend: tensorrt, precision: fp16}); null keeps
     #: the model config's own `runtime` section
     runtime: RuntimeConfig | None = None
+    #: select among the planner's candidates with the reward world model's predicted EPDMS (the paper's RWM
+    #: reranking); false selects by confidence and the explicit collision / off-road checks alone, exactly as the
+    #: open-loop "imitation only" policy of `training/evaluate.py` (the selection's reward weight set to 0). Only for
+    #: the policy this adapter builds (checkpoint or preset), not for a `policy_entry_point`.
+    rerank: bool = True
     #: keep the loaded policy for the next route in this process (the evaluator builds a new agent per route; a
     #: reload costs seconds per route); the policy's `reset()` is called at each route's setup.
     reuse_policy: bool = True

@@ -11,13 +11,13 @@ the YAML path is the first `+` field and the save name the last.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import math
 import os
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -85,11 +85,19 @@ def load_policy(cfg: AgentConfig) -> Planner:
     if cfg.checkpoint:
         if not Path(cfg.checkpoint).exists():
             raise FileNotFoundError(f"checkpoint {cfg.checkpoint!r} does not exist")
-        return DrivingPolicy.from_checkpoint(cfg.checkpoint, device=device, runtime=cfg.runtime)
-    from agent.config import load_preset
+        policy = DrivingPolicy.from_checkpoint(cfg.checkpoint, device=device, runtime=cfg.runtime)
+    else:
+        from agent.config import load_preset
 
-    logger.warning("no checkpoint configured: using an untrained %r preset policy", cfg.preset)
-    return DrivingPolicy.from_config(load_preset(cfg.preset), device=device, runtime=cfg.runtime)
+        logger.warning("no checkpoint configured: using an untrained %r preset policy", cfg.preset)
+        policy = DrivingPolicy.from_config(load_preset(cfg.preset), device=device, runtime=cfg.runtime)
+    if not cfg.rerank:
+        # the same selection without the reward world model's term (training/evaluate.py's "imitation only")
+        policy.cfg = dataclasses.replace(
+            policy.cfg, selection=dataclasses.replace(policy.cfg.selection, reward_weight=0.0)
+        )
+        logger.info("RWM reranking off: candidates selected by confidence and the collision / off-road checks")
+    return policy
 
 
 #: policies kept across routes (the evaluator constructs one agent per route in the same process).
@@ -97,7 +105,7 @@ _POLICY_CACHE: dict[tuple, Planner] = {}
 
 
 def _policy_key(cfg: AgentConfig) -> tuple:
-    return (cfg.policy_entry_point, cfg.checkpoint, cfg.preset, cfg.device, cfg.runtime)
+    return (cfg.policy_entry_point, cfg.checkpoint, cfg.preset, cfg.device, cfg.runtime, cfg.rerank)
 
 
 def get_policy(cfg: AgentConfig) -> Planner:
@@ -160,7 +168,7 @@ def policy_image_width(policy: Planner) -> int | None:
     return image_transform(int(cam["width"]), int(cam["height"]), pre).resized_w
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class _HeldPlan:
     """The last plan and where and when it was made (`AgentConfig.plan_every`)."""
 

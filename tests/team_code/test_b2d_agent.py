@@ -449,3 +449,23 @@ def test_localises_on_a_0916_server(tmp_path, caplog):
     assert pose[:2] == pytest.approx(log.poses[-2][:2], abs=0.01)
     assert agent.failures == 0
     agent.destroy()
+
+
+@pytest.mark.parametrize("rerank", [True, False])
+def test_rerank_switch_sets_the_selection_reward_weight(tmp_path, monkeypatch, rerank):
+    from agent.config import load_preset
+    from agent.policy import DrivingPolicy
+    from team_code.config import AgentConfig
+
+    model_cfg = load_preset("tiny")
+    fake = SimpleNamespace(cfg=model_cfg)
+    monkeypatch.setattr(DrivingPolicy, "from_checkpoint", classmethod(lambda cls, *a, **k: fake))
+    ckpt = tmp_path / "m.safetensors"
+    ckpt.write_bytes(b"")
+    policy = agent_module.load_policy(AgentConfig(checkpoint=str(ckpt), device="cpu", rerank=rerank))
+    weight = policy.cfg.selection.reward_weight
+    assert weight == (model_cfg.selection.reward_weight if rerank else 0.0)
+    assert model_cfg.selection.reward_weight > 0  # the model's own config is left alone
+    assert policy.cfg.selection.confidence_weight == model_cfg.selection.confidence_weight
+    key = agent_module._policy_key(AgentConfig(checkpoint=str(ckpt), rerank=rerank))
+    assert key != agent_module._policy_key(AgentConfig(checkpoint=str(ckpt), rerank=not rerank))
