@@ -181,6 +181,7 @@ def test_plans_every_nth_tick_and_follows_the_held_plan_between(tmp_path, plan_e
     assert [o.token for o in policy.observations] == [f"route_a:{k}" for k in range(0, 12, plan_every)]
     assert agent.failures == 0 and veh.x > 0.3  # the held ticks drive on the same 4 m/s plan (from rest)
     held = [k for k in range(12) if k % plan_every]
+    assert agent.held_steps == len(held)
     assert all(log.controls[k][1] > 0 and log.controls[k][2] == 0.0 for k in held if k > 2)
     agent.destroy()
 
