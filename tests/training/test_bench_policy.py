@@ -24,11 +24,12 @@ def _bench():
 
 def test_route_subset_is_seeded_and_spreads_families():
     specs, _, _ = load_suite("heldout")
-    a, b = route_subset(specs, 11, seed=3, suite="heldout_v1"), route_subset(specs, 11, seed=3, suite="heldout_v1")
+    k = len({s.family for s in specs})
+    a, b = route_subset(specs, k, seed=3, suite="heldout"), route_subset(specs, k, seed=3, suite="heldout")
     assert [s.route_id for s in a.specs] == [s.route_id for s in b.specs]  # the same seed, the same routes
-    assert len({s.family for s in a.specs}) == 11  # 11 routes of 11 families: one each
-    assert a.name == "heldout_v1 (11 of 44 routes, seed 3)"
-    assert [s.route_id for s in route_subset(specs, 11, seed=4).specs] != [s.route_id for s in a.specs]
+    assert len({s.family for s in a.specs}) == k  # as many routes as families: one of each
+    assert a.name == f"heldout ({k} of {len(specs)} routes, seed 3)"
+    assert [s.route_id for s in route_subset(specs, k, seed=4).specs] != [s.route_id for s in a.specs]
     assert route_subset(specs, None).specs == specs and route_subset(specs, 100).seed is None
     with pytest.raises(ValueError, match="at least 1"):
         route_subset(specs, 0)
