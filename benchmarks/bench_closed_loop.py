@@ -4,7 +4,9 @@ without cameras), and seconds per dev-suite run with the expert agent. Prints on
 A tick is everything the leaderboard stand-in does besides the agent's `run_step`: rendering and BGRA-packing the
 declared cameras, GNSS/IMU/speedometer, vehicle dynamics, the living world (IDM traffic, walkers, lights) and every
 criterion. Single thread (BLAS/OpenMP pinned before numpy loads); wall-clock times come with their CPU-time twins and
-the load average, since a shared machine inflates wall-clock times. Target: >= 20 ticks/s with six cameras.
+the load average, since a shared machine inflates wall-clock times; per-tick medians (wall and CPU) are less
+sensitive to other processes than the totals. Target: >= 20 ticks/s (50 ms per tick) with six cameras; pin to one
+core with `taskset -c 0` to measure the one-core figure.
 
     python benchmarks/bench_closed_loop.py [--ticks 60] [--skip-dev]
 """
@@ -19,6 +21,7 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUME
 import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
+import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -37,6 +40,7 @@ def _probe(cameras: bool):
     class Probe(ExpertAgent):
         spent = 0.0
         spent_cpu = 0.0
+        marks: list[tuple[float, float, float, float]] = []  # per run_step: wall/CPU at entry, agent wall/CPU spent
 
         def sensors(self):
             from team_code.sensors import build_sensors
@@ -47,8 +51,10 @@ def _probe(cameras: bool):
         def run_step(self, input_data, timestamp):
             t0, c0 = time.perf_counter(), time.process_time()
             out = super().run_step({"SPEED": input_data["SPEED"]}, timestamp)
-            type(self).spent += time.perf_counter() - t0
-            type(self).spent_cpu += time.process_time() - c0
+            dt, dc = time.perf_counter() - t0, time.process_time() - c0
+            type(self).spent += dt
+            type(self).spent_cpu += dc
+            type(self).marks.append((t0, c0, dt, dc))
             return out
 
     return Probe
@@ -65,10 +71,15 @@ def world_rate(ticks: int, cameras: bool) -> dict:
     res = run_route(route, probe, cfg)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     n = res.ticks
+    # One tick = from one run_step call to the next, less the agent's own time in the first of them.
+    marks = probe.marks
+    per_tick = [(b[0] - a[0] - a[2], b[1] - a[1] - a[3]) for a, b in zip(marks, marks[1:])]
     return {
         "ticks": n,
         "ticks_per_s": round(n / max(wall - probe.spent, 1e-9), 2),
         "cpu_ticks_per_s": round(n / max(cpu - probe.spent_cpu, 1e-9), 2),
+        "median_ms_per_tick": round(1000 * statistics.median(w for w, _ in per_tick), 2),
+        "cpu_median_ms_per_tick": round(1000 * statistics.median(c for _, c in per_tick), 2),
         "agent_s_excluded": round(probe.spent, 3),
     }
 

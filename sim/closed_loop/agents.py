@@ -127,7 +127,7 @@ class ExpertAgent(_Base):
     def privileged_world(self, view: PrivilegedView) -> None:
         self.view = view
         route = view.route
-        self.path = route.path
+        self.path = route.expert_path  # the scene's expert path (a yield's lane change), else the route's
         world = view.world
         self.dyn = world.dynamics
         self.idm = idm_params_arrays([self.cfg.idm])

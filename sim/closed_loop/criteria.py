@@ -14,11 +14,18 @@ Each test follows the leaderboard's (Bench2Drive fork) definition, applied to ou
   its direction (junctions are not judged), as a percentage of the completed route.
 - route deviation (`InRouteTest`, ends the route): more than 30 m from the route near the ego's progress.
 - blocked (`ActorBlockedTest`, ends the route): below 0.1 m/s for 60 s (Bench2Drive; upstream 180 s).
-- min speed (`MinimumSpeedRouteTest`, Bench2Drive: logged, unused): at each of 20 checkpoints, and at the end past
-  95 %, the ego's mean speed over the section as a percentage of the mean speed of background traffic (100 with none).
-- route completion (`RouteCompletionTest`): the index of the last route point the ego has passed (dot product with the
-  point's direction, searched in a window of 2 ahead as the leaderboard does); 100 when above 99 % and within 10 m of
-  the goal, which also ends the route.
+- min speed (`MinimumSpeedRouteTest` with `checkpoints=20`; Bench2Drive logs it and leaves it out of the penalty,
+  `[0.7, 'unused']`): the route is cut into sections of length/20; each tick first checks whether the route index has
+  advanced more than one section length (strictly) past the previous checkpoint's point, and if so logs the section
+  and starts a new one there; then it records the ego's speed and the mean speed of the background vehicles, on ticks
+  that have background vehicles only. The value is round(mean ego / mean traffic x 100, 2), or the integer 100 when
+  the section has no traffic samples; at the end one more event is logged when the route index is past 95 %. With
+  1 m route points a section is only closed one point after its length, so a route logs fewer than 20 checkpoint
+  events (a 100 m route: 16, plus the final one).
+- route completion (`RouteCompletionTest`): the index of the last route point the vehicle's centre (CARLA's actor
+  location) has passed (dot product with the point's direction, over the current point and the 2 after it as the
+  leaderboard does), rounded to 2 decimals; 100 when above 99 % and within 10 m of the goal, which ends the route.
+- yield to an emergency vehicle (`YieldToEmergencyVehicleTest`, routes of that scenario): see the class.
 - the tick cap (`Failed - TickRuntime`, 4000 ticks) and the route timeout (`Agent timed out`).
 """
 
@@ -62,7 +69,7 @@ class CriteriaConfig:
     tick_cap: int = 4000  # B2D tick_count > 4000 -> TickRuntime
     completion_threshold_pct: float = 99.0
     completion_distance_m: float = 10.0
-    completion_window: int = 2
+    completion_window: int = 2  # points checked beyond the current one (WINDOWS_SIZE)
     min_speed_checkpoints: int = 20  # upstream 4
     stop_speed: float = 0.1
     stop_zone_before_m: float = 5.0
@@ -80,6 +87,108 @@ class CriteriaConfig:
 def carla_location_text(xy: np.ndarray) -> str:
     """`(x=.., y=.., z=..)` in CARLA's frame (y negated), rounded as the leaderboard's messages are."""
     return f"(x={round(float(xy[0]), 3)}, y={round(float(-xy[1]), 3)}, z=0.0)"
+
+
+class MinimumSpeedTest:
+    """Bench2Drive's `MinimumSpeedRouteTest` on a route's cumulative distances `accum` (one per route point).
+
+    `update` once per tick with the route index reached, the ego's speed and the background vehicles' speeds: the
+    checkpoint test comes first (the index has advanced strictly more than length/checkpoints past the previous
+    checkpoint's point), then the tick's speeds are recorded, on ticks with background vehicles only. `finish` adds
+    the last section when the index is past 95 % of the route. Each event is the leaderboard's message; the value is
+    round(mean ego / mean traffic x 100, 2), or the integer 100 without traffic samples.
+    """
+
+    def __init__(self, accum: np.ndarray, checkpoints: int = 20, events: list[str] | None = None) -> None:
+        self.accum = np.asarray(accum, dtype=np.float64)
+        self.section = float(self.accum[-1]) / checkpoints
+        self.events: list[str] = [] if events is None else events  # appended to (the record's list)
+        self._last = 0.0  # route distance of the last checkpoint
+        self._ego = self._traffic = 0.0
+        self._n = 0
+
+    def update(self, index: int, ego_speed: float, traffic_speeds: np.ndarray) -> None:
+        if self.accum[index] - self._last > self.section:
+            self._emit()
+            self._last = float(self.accum[index])
+        if len(traffic_speeds):
+            self._traffic += float(np.mean(traffic_speeds))
+            self._ego += float(ego_speed)
+            self._n += 1
+
+    def finish(self, index: int) -> None:
+        if self.accum[index] / max(float(self.accum[-1]), 1e-9) > 0.95:  # "routes end at around 99%"
+            self._emit()
+
+    def _emit(self) -> None:
+        if self._n > 0 and self._traffic:
+            value: float | int = round((self._ego / self._n) / (self._traffic / self._n) * 100, 2)
+        else:
+            value = 100
+        self.events.append(f"Average speed is {value}% of the surrounding traffic's one")
+        self._ego = self._traffic = 0.0
+        self._n = 0
+
+
+class YieldToEmergencyVehicleTest:
+    """Bench2Drive's YieldToEmergencyVehicle scenario as its criterion sees it (`yield_to_emergency_vehicle.py`,
+    `YieldToEmergencyVehicleTest`).
+
+    The scenario runs from the route's start (our routes begin at the trigger point) until the first of its two end
+    conditions: the emergency vehicle (EV) came within 50 m of the ego (centre distance) and 10 s more passed (`Idle`),
+    or the EV got in front of the ego (`WaitUntilInFront`: past the point the sum of both half-lengths ahead of the ego
+    along its heading, and within 10 m of it) and then drove 50 m. Every tick the test fails while the ego is ahead of
+    the EV (EV forward vector . (ego - EV) > 0) and passes otherwise; when the scenario (or the route) ends, a failing
+    test logs "Agent failed to yield to an emergency vehicle" (penalty 0.7).
+    """
+
+    TRIGGER_DISTANCE = 50.0
+    IDLE_S = 10.0
+    IN_FRONT_DISTANCE = 10.0
+    END_DISTANCE = 50.0
+
+    def __init__(self, ev_id: str, ego_half_length: float, events: list[str]) -> None:
+        self.ev_id = ev_id
+        self.ego_half_length = float(ego_half_length)
+        self.events = events
+        self.failed = False
+        self.ended = False
+        self._near_since: float | None = None
+        self._in_front_at: np.ndarray | None = None
+        self._driven = 0.0
+
+    def update(self, ego: VehicleState, centre: np.ndarray, snap: WorldSnapshot) -> None:
+        if self.ended or self.ev_id not in snap.ids:
+            return
+        j = snap.ids.index(self.ev_id)
+        if not snap.valid[j]:
+            return
+        ev_xy = snap.xy[j]
+        fwd = np.array([math.cos(snap.heading[j]), math.sin(snap.heading[j])])
+        self.failed = float(np.dot(fwd, centre - ev_xy)) > 0.0
+        # end condition 1: InTriggerDistanceToVehicle(50 m) -> Idle(10 s)
+        if self._near_since is None and math.dist(centre, ev_xy) < self.TRIGGER_DISTANCE:
+            self._near_since = snap.time_s
+        # end condition 2: WaitUntilInFront(EV, ego) -> DriveDistance(EV, 50 m)
+        if self._in_front_at is None:
+            ahead = centre + (self.ego_half_length + float(snap.sizes[j, 0]) / 2) * np.array(
+                [math.cos(ego.heading), math.sin(ego.heading)]
+            )
+            lane_dir = np.array([math.cos(ego.heading), math.sin(ego.heading)])
+            if float(np.dot(lane_dir, ev_xy - ahead)) > 0 and math.dist(ev_xy, ahead) < self.IN_FRONT_DISTANCE:
+                self._in_front_at = ev_xy.copy()
+        else:
+            self._driven += math.dist(ev_xy, self._in_front_at)
+            self._in_front_at = ev_xy.copy()
+        idle_done = self._near_since is not None and snap.time_s - self._near_since > self.IDLE_S
+        if idle_done or self._driven > self.END_DISTANCE:
+            self.finish()
+
+    def finish(self) -> None:
+        """The scenario's criteria terminate (once): the event if the ego is still ahead of the EV."""
+        if not self.ended and self.failed:
+            self.events.append("Agent failed to yield to an emergency vehicle")
+        self.ended = True
 
 
 @dataclass
@@ -114,10 +223,18 @@ class RouteCriteria:
         # blocked
         self._blocked_s = 0.0
         # min speed
-        self._ms_ego = 0.0
-        self._ms_traffic = 0.0
-        self._ms_n = 0
-        self._ms_next = 1
+        self._min_speed_test = MinimumSpeedTest(
+            self.accum, self.cfg.min_speed_checkpoints, self.events["min_speed_infractions"]
+        )
+        # the scenario's own criterion (a yield to an emergency vehicle)
+        ev = self.world.scene.metadata.get("emergency_vehicle")
+        self._yield_test = (
+            YieldToEmergencyVehicleTest(
+                str(ev), self.world.dynamics.half_length, self.events["yield_emergency_vehicle_infractions"]
+            )
+            if ev
+            else None
+        )
         self.status: str | None = None
 
     # ------------------------------------------------------------------------------------------------ per tick
@@ -133,6 +250,8 @@ class RouteCriteria:
         self._stop_signs(ego, speed)
         self._outside_lanes(centre, ego.heading, progress)
         self._min_speed(speed, snap)
+        if self._yield_test is not None:
+            self._yield_test.update(ego, centre, snap)
         if self.done_route:
             return "done"
         # blocked
@@ -154,15 +273,15 @@ class RouteCriteria:
 
     def _completion(self, centre: np.ndarray, ego: VehicleState) -> None:
         n = len(self.points)
-        for i in range(self.index, min(self.index + self.cfg.completion_window, n)):
+        for i in range(self.index, min(self.index + self.cfg.completion_window + 1, n)):
             d = np.array([math.cos(self.headings[i]), math.sin(self.headings[i])])
-            if float(np.dot(ego.pose[:2] - self.points[i], d)) > 0:
+            if float(np.dot(centre - self.points[i], d)) > 0:
                 self.index = i
-        self.completion = 100.0 * self.accum[self.index] / max(self.accum[-1], 1e-9)
+        self.completion = round(100.0 * self.accum[self.index] / max(self.accum[-1], 1e-9), 2)
         goal = self.points[-1]
         if (
             self.completion > self.cfg.completion_threshold_pct
-            and math.dist(ego.pose[:2], goal) < self.cfg.completion_distance_m
+            and math.dist(centre, goal) < self.cfg.completion_distance_m
         ):
             self.completion = 100.0
             self.done_route = True
@@ -254,25 +373,7 @@ class RouteCriteria:
 
     def _min_speed(self, speed: float, snap: WorldSnapshot) -> None:
         bg = snap.background & snap.valid
-        self._ms_ego += speed
-        self._ms_traffic += float(np.mean(np.abs(snap.speed[bg]))) if bg.any() else math.nan
-        self._ms_n += 1
-        step = 100.0 / self.cfg.min_speed_checkpoints
-        while self._ms_next <= self.cfg.min_speed_checkpoints and self.completion >= self._ms_next * step - 1e-9:
-            self._emit_min_speed()
-            self._ms_next += 1
-
-    def _emit_min_speed(self) -> None:
-        if self._ms_n == 0:
-            return
-        ego_mean = self._ms_ego / self._ms_n
-        traffic = self._ms_traffic / self._ms_n
-        pct = 100.0 if not (traffic > 0) else 100.0 * ego_mean / traffic
-        self.events["min_speed_infractions"].append(
-            f"Average speed is {round(pct, 2)}% of the surrounding traffic's one"
-        )
-        self._ms_ego = self._ms_traffic = 0.0
-        self._ms_n = 0
+        self._min_speed_test.update(self.index, speed, np.abs(snap.speed[bg]))
 
     # ------------------------------------------------------------------------------------------------ the end
     def finish(self) -> None:
@@ -287,8 +388,9 @@ class RouteCriteria:
             )
         else:
             self.outside_pct = 0.0
-        if self.completion > 95.0 and self._ms_n:
-            self._emit_min_speed()
+        self._min_speed_test.finish(self.index)
+        if self._yield_test is not None:
+            self._yield_test.finish()
 
     def scores(self) -> dict[str, float]:
         rc = float(self.completion)

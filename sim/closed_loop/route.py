@@ -1,7 +1,9 @@
 """Closed-loop routes: a scenario family and seed, the ego's route through its scene, and the leaderboard's plans.
 
 A route is named by (family, seed): `build_route` regenerates the scene deterministically and takes the ego's lane
-path from its start to the end of the path (capped at `max_length_m`). The leaderboard hands agents that route as a
+path from its start to the end of the path (capped at `max_length_m`); a family whose manoeuvre the agent must decide
+on itself (yielding to an emergency vehicle) gives the route its own lane path and keeps the expert's for
+privileged agents (`Route.drive_path`). The leaderboard hands agents that route as a
 dense plan, one point per metre, with a `RoadOption` per point (`global_plan`): LANEFOLLOW on lanes, LEFT / RIGHT /
 STRAIGHT through junction connectors, CHANGELANELEFT / CHANGELANERIGHT where the path moves across lanes.
 
@@ -36,6 +38,7 @@ B2D_SCENARIO_TYPES: dict[str, str] = {
     "pedestrian_crossing": "PedestrianCrossing",
     "hard_brake": "HardBreakRoute",
     "red_light": "VanillaSignalizedTurnEncounterRedLight",
+    "yield_emergency": "YieldToEmergencyVehicle",
 }
 
 #: CARLA's default georeference (lat, lon), used when a map has none (`agent.geometry.parse_opendrive_georeference`).
@@ -112,13 +115,20 @@ class Route:
     headings: np.ndarray  # (P,)
     options: list[RoadOption]
     scenario_type: str
+    #: the path the scene's expert drives when it differs from the route (e.g. the lane change of a yield); None: the
+    #: route's path. Only privileged agents read it.
+    drive_path: Path | None = None
 
     @property
     def length(self) -> float:
         return float(polyline_arclength(self.points)[-1])
 
+    @property
+    def expert_path(self) -> Path:
+        return self.drive_path if self.drive_path is not None else self.path
+
     def start_state(self) -> VehicleState:
-        p = self.path.pose_at(np.array([self.s_start]))[0]
+        p = self.expert_path.pose_at(np.array([self.s_start]))[0]
         return VehicleState(float(p[0]), float(p[1]), float(p[2]), speed=self.v_start)
 
     def global_plan(self, carla, lat_ref: float, lon_ref: float) -> tuple[list, list]:
@@ -152,7 +162,7 @@ def build_route(spec: RouteSpec, dynamics: DynamicsConfig = MKZ2020) -> Route:
     from sim.scenarios import build_scene
 
     scene, b = build_scene(spec.family, spec.seed)
-    path = b.ego_path
+    path = b.route_path if b.route_path is not None else b.ego_path
     s_start = float(b.ego_s0)
     # end a little before the path's end so the whole ego box stays on mapped road at the goal
     s_end = min(path.length - dynamics.front_length - 1.0, s_start + spec.max_length_m)
@@ -176,6 +186,7 @@ def build_route(spec: RouteSpec, dynamics: DynamicsConfig = MKZ2020) -> Route:
         headings=poses[:, 2],
         options=options,
         scenario_type=scenario_type(spec.family, scene.metadata),
+        drive_path=b.ego_path if b.route_path is not None else None,
     )
 
 

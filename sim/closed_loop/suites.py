@@ -23,13 +23,14 @@ from sim.closed_loop.route import RouteSpec, build_route
 
 logger = logging.getLogger(__name__)
 
-SUITE_VERSION = 1
+SUITE_VERSION = 2  # 2: Give Way (yield_emergency) replaces lane_change in dev and joins the held-out suite
 #: scene seeds of the dev suite (10 routes, runs in CI) and of the held-out suite; training seeds avoid both.
 DEV_SEEDS = range(2_000_000_000, 2_000_000_100)
 HELDOUT_SEEDS = range(2_000_001_000, 2_000_002_000)
 RESERVED_SEED_RANGES: tuple[range, ...] = (DEV_SEEDS, HELDOUT_SEEDS)
 
-#: the dev suite's families, one route each: the five Bench2Drive abilities all appear.
+#: the dev suite's families, one route each: the five Bench2Drive abilities all appear (Give Way through
+#: yield_emergency, which took the place of lane_change, a second Overtaking route, in version 2).
 DEV_FAMILIES = (
     "cut_in",
     "hard_brake",
@@ -38,11 +39,12 @@ DEV_FAMILIES = (
     "intersection",
     "t_junction",
     "static_obstacle",
-    "lane_change",
+    "yield_emergency",
     "merge",
     "curve",
 )
-HELDOUT_FAMILIES = (*DEV_FAMILIES, "straight_road")
+#: held-out families in their version-1 order (so their seeds are unchanged), the new ones appended.
+HELDOUT_FAMILIES = (*DEV_FAMILIES[:7], "lane_change", *DEV_FAMILIES[8:], "straight_road", "yield_emergency")
 HELDOUT_PER_FAMILY = 4
 SUITES = ("dev", "heldout")
 SUITE_DIR = Path(__file__).resolve().parent / "routes"

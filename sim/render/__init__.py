@@ -1,6 +1,7 @@
 """Renderers of the embedded world: pinhole cameras, BEV label rasters and pictures, and camera mosaics.
 
 images = render_cameras(scene, step, bench2drive_rig())   # {camera name: (H, W, 3) uint8 RGB}
+frames = render_cameras_bgra(scene, step, rig)            # {camera name: (H, W, 4) uint8 BGRA, as CARLA delivers}
 labels = render_bev(scene, step)                          # (128, 128) uint8 ids of BEV_CLASSES
 picture = mosaic(images, rig)                             # 2x3 grid for six cameras
 """
@@ -30,6 +31,7 @@ __all__ = [
     "render_bev",
     "render_bev_rgb",
     "render_cameras",
+    "render_cameras_bgra",
 ]
 
 
@@ -45,3 +47,9 @@ def render_cameras(scene: Scene, step: int | None, rig: CameraRig, ego_pose=None
     `ego_pose` (x, y, heading), the rear-axle world pose, replaces the logged ego pose (closed-loop use).
     """
     return get_renderer(rig).render(scene, step, ego_pose)
+
+
+def render_cameras_bgra(scene: Scene, step: int | None, rig: CameraRig, ego_pose=None) -> dict[str, np.ndarray]:
+    """{camera name: (H, W, 4) uint8 BGRA, alpha 255} (CARLA's camera layout): the pixels of `render_cameras`, drawn
+    in that layout directly, so a leaderboard stand-in needs no conversion pass."""
+    return get_renderer(rig).render_bgra(scene, step, ego_pose)

@@ -18,10 +18,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from agent.types import CameraRig, CameraSpec
 from sim.render import palette
+from sim.render.canvas import Canvas, bgra_to_rgb
 from sim.render.common import resolve_ego_pose, resolve_step
 from sim.render.mesh import Faces, PolygonSoup, build_faces, build_ground, shadow_polygons
 from sim.render.scenery import build_scenery
@@ -34,6 +35,8 @@ FOG_START = 0.08
 
 # Outcode bits of a camera-space vertex.
 _BEHIND, _LEFT, _RIGHT, _TOP, _BOTTOM, _FAR = 1, 2, 4, 8, 16, 32
+#: Next vertex of each quad corner (the shoelace formula's partner).
+_NEXT = np.array([1, 2, 3, 0])
 
 
 @dataclass(frozen=True)
@@ -114,8 +117,9 @@ class _CameraData:
         self.slopes = (cx / fx, (w - cx) / fx, cy / fy, (h - cy) / fy)
         self.background, self.fog = self._background(config)
 
-    def _background(self, config: RenderConfig) -> tuple[Image.Image, tuple | None]:
-        """Sky gradient above the horizon, hazy terrain below, from each pixel's ray direction in the ego frame."""
+    def _background(self, config: RenderConfig) -> tuple[np.ndarray, tuple | None]:
+        """Sky gradient above the horizon, hazy terrain below, from each pixel's ray direction in the ego frame, as
+        (H, W, 4) BGRA; and the ground-fog overlay (haze image, mask, offset) in the same channel order."""
         spec = self.spec
         k, rot = self.K, self.cam_to_ego[:3, :3]
         f32 = np.float32
@@ -144,8 +148,11 @@ class _CameraData:
             sky = sky + (f32(palette.HAZE[c]) - sky) * haze_w
             ground = f32(palette.TERRAIN[c]) + f32(palette.HAZE[c] - palette.TERRAIN[c]) * baked
             channels.append(np.where(above, sky, ground))
-        img = np.stack(channels, axis=-1)
-        background = Image.fromarray(np.clip(np.round(img), 0, 255).astype(np.uint8))
+        img = np.clip(np.round(np.stack(channels, axis=-1)), 0, 255).astype(np.uint8)
+        # Stored as BGRA, the layout every frame is drawn in (see `_render_camera`).
+        background = np.empty((spec.height, spec.width, 4), dtype=np.uint8)
+        background[..., :3] = img[..., ::-1]
+        background[..., 3] = 255
         fog = None
         if config.ground_fog and config.fog_distance > 0:
             # Ramp the haze in from FOG_START so the blend pass only touches the far rows near the horizon.
@@ -155,8 +162,8 @@ class _CameraData:
             rows = np.nonzero((a > 0).any(axis=1))[0]
             if len(rows):
                 r0, r1 = int(rows[0]), int(rows[-1]) + 1
-                haze = tuple(int(round(c)) for c in palette.HAZE)
-                fog = (Image.new("RGB", (spec.width, r1 - r0), haze), Image.fromarray(a[r0:r1]), (0, r0))
+                haze = tuple(int(round(c)) for c in palette.HAZE)[::-1]  # BGR
+                fog = (Image.new("RGBA", (spec.width, r1 - r0), haze), Image.fromarray(a[r0:r1]), (0, r0))
         return background, fog
 
     # ---- per frame ----
@@ -170,6 +177,24 @@ class _CameraData:
         code |= (y > z * bottom).astype(np.uint8) * _BOTTOM
         code |= (z > far).astype(np.uint8) * _FAR
         return code
+
+    def spheres_in_view(
+        self, centres: np.ndarray, radii: np.ndarray, rot: np.ndarray, trans: np.ndarray, near: float, far: float
+    ) -> np.ndarray:
+        """(G,) bool: False where a world sphere lies wholly outside one frustum plane (then every vertex inside it
+        has that plane's outcode bit). Conservative by a small margin against rounding."""
+        c = centres @ rot.T + trans
+        x, y, z = c[:, 0], c[:, 1], c[:, 2]
+        r = radii * (1.0 + 1e-9) + 1e-6
+        left, right, top, bottom = self.slopes
+        out = z + r < near
+        out |= z - r > far
+        # Each side plane as n . v >= 0 with |n| = sqrt(1 + slope^2); a sphere is outside when n . c < -r |n|.
+        out |= x + z * left < -r * np.hypot(1.0, left)
+        out |= z * right - x < -r * np.hypot(1.0, right)
+        out |= y + z * top < -r * np.hypot(1.0, top)
+        out |= z * bottom - y < -r * np.hypot(1.0, bottom)
+        return ~out
 
     def project(self, p: np.ndarray) -> np.ndarray:
         """Camera-space points (..., 3) with z > 0 -> continuous pixel coordinates (..., 2); pixel j spans [j, j+1).
@@ -214,30 +239,6 @@ def _static_geometry(map_data: MapData, scenery: bool) -> tuple[PolygonSoup, Fac
     return soup, solids
 
 
-class _Canvas:
-    """Filled polygons on a Pillow image with the per-call Python overhead cut down (colour -> ink is cached).
-
-    Uses the drawing core's `draw_polygon` directly when the installed Pillow exposes it (all versions >= 10 do), and
-    `ImageDraw.polygon` otherwise; both rasterise identically.
-    """
-
-    def __init__(self, img: Image.Image) -> None:
-        self.draw = ImageDraw.Draw(img)
-        core = getattr(self.draw, "draw", None)
-        self._core_fill = getattr(core, "draw_polygon", None)
-        self._core_ink = getattr(core, "draw_ink", None)
-        self._inks: dict[tuple[int, int, int], int] = {}
-
-    def polygon(self, xy: list[float], colour: tuple[int, int, int]) -> None:
-        if self._core_fill is None or self._core_ink is None:
-            self.draw.polygon(xy, fill=colour)
-            return
-        ink = self._inks.get(colour)
-        if ink is None:
-            ink = self._inks[colour] = self._core_ink(colour)
-        self._core_fill(xy, ink, 1)
-
-
 class CameraRenderer:
     """Renders scenes into the cameras of one rig; rig-dependent work is precomputed at construction."""
 
@@ -263,6 +264,11 @@ class CameraRenderer:
 
         `ego_pose` (x, y, heading), the rear-axle world pose, replaces the logged one (closed-loop simulation).
         """
+        return {name: bgra_to_rgb(img) for name, img in self.render_bgra(scene, step, ego_pose).items()}
+
+    def render_bgra(self, scene: Scene, step: int | None = None, ego_pose=None) -> dict[str, np.ndarray]:
+        """Images (H, W, 4) uint8 BGRA (alpha 255) per camera name, the layout CARLA's cameras deliver; the same
+        pixels as `render`, drawn in that layout directly (no conversion pass). Each call returns new arrays."""
         step = resolve_step(scene, step)
         pose = resolve_ego_pose(scene, step, ego_pose)
         ground, scenery = self.static(scene.map)
@@ -281,18 +287,17 @@ class CameraRenderer:
     ) -> np.ndarray:
         m = cam.ego_to_cam @ world_to_ego
         rot, trans = m[:3, :3], m[:3, 3]
-        img = cam.background.copy()
-        draw = _Canvas(img)
+        draw = Canvas(cam.background.copy())  # a new array per frame: agents may keep earlier frames
         self._draw_ground(cam, draw, ground, rot, trans)
         if cam.fog is not None:
             # Haze the ground by its per-pixel distance (precomputed mask; solids get their own fog below).
             haze, mask, at = cam.fog
-            img.paste(haze, at, mask)
+            draw.paste(haze, at, mask)
         if len(faces):
             self._draw_faces(cam, draw, faces, rot, trans)
-        return np.array(img)  # a writeable copy (np.asarray of a Pillow image is read-only)
+        return draw.finish()
 
-    def _draw_ground(self, cam: _CameraData, draw: _Canvas, soup: PolygonSoup, rot, trans) -> None:
+    def _draw_ground(self, cam: _CameraData, draw: Canvas, soup: PolygonSoup, rot, trans) -> None:
         if not len(soup):
             return
         cfg = self.config
@@ -305,12 +310,13 @@ class CameraRenderer:
             return
         # Project only the vertices of visible polygons, laid out contiguously.
         counts = soup.counts[visible]
-        new_starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        new_starts = np.zeros(len(visible), dtype=np.intp)
+        np.cumsum(counts[:-1], out=new_starts[1:])
         vidx = np.repeat(soup.starts[visible] - new_starts, counts) + np.arange(int(counts.sum()))
         q = p[vidx]
         q[:, 2] = np.maximum(q[:, 2], cfg.near)
         flat = _to_flat_list(cam.project(q))
-        colours = soup.colour_tuples
+        inks = draw.inks(soup.colours[visible])
         starts, counts_l, new_l = soup.starts.tolist(), soup.counts.tolist(), new_starts.tolist()
         behind_l = behind.tolist()
         for j, k in enumerate(visible.tolist()):
@@ -323,36 +329,43 @@ class CameraRenderer:
             else:
                 s = new_l[j]
                 xy = flat[2 * s : 2 * (s + counts_l[k])]
-            draw.polygon(xy, colours[k])
+            draw.fill(xy, inks[j])
 
-    def _draw_faces(self, cam: _CameraData, draw: _Canvas, faces: Faces, rot, trans) -> None:
+    def _draw_faces(self, cam: _CameraData, draw: Canvas, faces: Faces, rot, trans) -> None:
         cfg = self.config
-        p = faces.verts @ rot.T + trans  # (F, 4, 3)
+        # Whole objects outside the frustum go first, by their bounding spheres (exact: a sphere wholly outside one
+        # frustum plane has every vertex outside it, which is what the per-vertex test below culls).
+        sel = np.nonzero(cam.spheres_in_view(faces.centres, faces.radii, rot, trans, cfg.near, cfg.far)[faces.group])[0]
+        if not len(sel):
+            return
+        verts = faces.verts[sel]
+        p = (verts.reshape(-1, 3) @ rot.T + trans).reshape(-1, 4, 3)
         code = cam.outcodes(p, cfg.near, cfg.far)
         culled = np.bitwise_and.reduce(code, axis=1) != 0
         behind = np.bitwise_or.reduce(code & _BEHIND, axis=1) != 0
         idx = np.nonzero(~culled)[0]
         if not len(idx):
             return
-        safe = p[idx].copy()
+        safe = p[idx]
         safe[..., 2] = np.maximum(safe[..., 2], cfg.near)
         uv = cam.project(safe)  # (n, 4, 2)
         # Back-face culling: outward-wound quads appear clockwise in the image (v points down) when facing us.
         x, y = uv[..., 0], uv[..., 1]
-        area2 = np.sum(x * np.roll(y, -1, axis=1) - np.roll(x, -1, axis=1) * y, axis=1)
+        area2 = np.sum(x * y[:, _NEXT] - x[:, _NEXT] * y, axis=1)
         front = (area2 < 0) | behind[idx]  # clipped faces are re-tested after clipping
         idx, uv = idx[front], uv[front]
         if not len(idx):
             return
-        centres = faces.centres[faces.group[idx]] @ rot.T + trans
+        fidx = sel[idx]  # indices into `faces`
+        centres = faces.centres[faces.group[fidx]] @ rot.T + trans
         dist = np.linalg.norm(centres, axis=1)
-        colours = faces.colours[idx]
+        colours = faces.colours[fidx]
         if cfg.fog_distance > 0:
             a = (1.0 - np.exp(-dist / cfg.fog_distance))[:, None]
             colours = colours + (palette.HAZE - colours) * a
         colours = np.clip(np.round(colours), 0, 255).astype(np.uint8)
-        order = np.lexsort((faces.rank[idx], -dist))  # far to near, then parts in rank order
-        col_l = [tuple(c) for c in colours.tolist()]
+        order = np.lexsort((faces.rank[fidx], -dist))  # far to near, then parts in rank order
+        inks = draw.inks(colours)
         behind_l = behind[idx].tolist()
         uv_l = np.clip(uv, -_GUARD, _GUARD).reshape(len(idx), 8).tolist()
         for j in order.tolist():
@@ -364,6 +377,6 @@ class CameraRenderer:
                 qx, qy = q[:, 0], q[:, 1]
                 if np.sum(qx * np.roll(qy, -1) - np.roll(qx, -1) * qy) >= 0:
                     continue
-                draw.polygon(_to_flat_list(q), col_l[j])
+                draw.fill(_to_flat_list(q), inks[j])
             else:
-                draw.polygon(uv_l[j], col_l[j])
+                draw.fill(uv_l[j], inks[j])

@@ -121,6 +121,15 @@ class Faces:
     def __len__(self) -> int:
         return int(self.verts.shape[0])
 
+    @cached_property
+    def radii(self) -> np.ndarray:
+        """(G,) radius about each group's centre that holds all of the group's vertices (for frustum culling)."""
+        r = np.zeros(self.centres.shape[0])
+        if len(self):
+            d = np.linalg.norm(self.verts - self.centres[self.group][:, None, :], axis=2).max(axis=1)
+            np.maximum.at(r, self.group, d)
+        return r
+
     @classmethod
     def empty(cls) -> Faces:
         return cls(np.zeros((0, 4, 3)), np.zeros((0, 3)), np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros((0, 3)))
@@ -136,13 +145,15 @@ class Faces:
         if len(parts) == 1:
             return parts[0]
         offsets = np.cumsum([0] + [p.centres.shape[0] for p in parts[:-1]])
-        return cls(
+        out = cls(
             np.concatenate([p.verts for p in parts]),
             np.concatenate([p.colours for p in parts]),
             np.concatenate([p.group + o for p, o in zip(parts, offsets)]),
             np.concatenate([p.rank for p in parts]),
             np.concatenate([p.centres for p in parts]),
         )
+        out.__dict__["radii"] = np.concatenate([p.radii for p in parts])  # reuses a static part's cached radii
+        return out
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -254,6 +265,23 @@ def crosswalk_bars(polygon_xy: np.ndarray, bar: float = CROSSWALK_BAR) -> list[n
     return list(np.stack([a, b, b + short_v, a + short_v], axis=1))
 
 
+#: Outline vertices closer than this to the chord of their neighbours are dropped (m): a micrometre, far below a
+#: pixel at any distance a camera sees; it removes the points densely sampled straight road edges carry.
+COLLINEAR_TOLERANCE = 1e-6
+
+
+def drop_collinear(ring: np.ndarray, tolerance: float = COLLINEAR_TOLERANCE) -> np.ndarray:
+    """A polygon outline (n, 2) without its (near-)collinear vertices: the same shape with fewer vertices, so every
+    camera transforms and projects less per frame. Small outlines are returned as they are."""
+    if len(ring) <= 4:
+        return ring
+    closed = np.concatenate([ring, ring[:1]]) if not np.array_equal(ring[0], ring[-1]) else ring
+    out = shapely.get_coordinates(shapely.simplify(shapely.LineString(closed), tolerance, preserve_topology=False))
+    if len(out) < 4:  # degenerate outline: keep it as given
+        return ring
+    return out[:-1] if not np.array_equal(ring[0], ring[-1]) else out
+
+
 def build_ground(map_data: MapData) -> PolygonSoup:
     """The map's ground layers in painter order: sidewalks, road surface, crosswalks, stop lines, lane markings."""
     polys: list[np.ndarray] = []
@@ -261,7 +289,7 @@ def build_ground(map_data: MapData) -> PolygonSoup:
 
     def add(ps, colour) -> None:
         for p in ps:
-            polys.append(np.asarray(p, dtype=np.float64)[:, :2])
+            polys.append(drop_collinear(np.asarray(p, dtype=np.float64)[:, :2]))
             colours.append(colour)
 
     add([a.polygon_xy for a in map_data.walkways.values()], palette.SIDEWALK)

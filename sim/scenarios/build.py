@@ -99,6 +99,9 @@ class SceneBuild:
     kinematic: list[_Kinematic] = field(default_factory=list)
     lights: list[TrafficLight] = field(default_factory=list)
     ego_path: Path | None = None
+    #: the route the leaderboard hands the agent when it differs from the path the expert drives (a family whose
+    #: manoeuvre the agent must decide on itself, e.g. yielding to an emergency vehicle); None: the ego path
+    route_path: Path | None = None
     ego_s0: float = 0.0
     ego_v0: float = 0.0
     ego_cfg: ExpertConfig = field(default_factory=ExpertConfig)

@@ -374,6 +374,50 @@ def hard_brake(b: SceneBuild, bg: int, peds: int) -> None:
     _populate(b, bg, peds)
 
 
+#: Bench2Drive's YieldToEmergencyVehicle: the emergency vehicle drives 25 km/h faster than the ego (we use the speed
+#: limit), starts about 26-27 m behind the trigger point in the 220 routes (we use 30-40 m between the centres).
+EV_SPEED_INCREMENT = 25.0 / 3.6
+EV_SIZE = (5.4, 2.05, 2.3)
+
+
+def yield_emergency(b: SceneBuild, bg: int, peds: int) -> None:
+    """An emergency vehicle closes in from behind in the ego's lane; the ego gives way by moving to the lane on its
+    right and lets it pass. The route stays in the ego's lane (as Bench2Drive's does): the agent must decide to yield;
+    the expert's path carries the lane change."""
+    rng = b.rng
+    n_fwd = int(rng.integers(2, 4))
+    limit = SPEED_LIMIT_50_KMH
+    b.road = roads.straight_road(320.0, n_fwd, int(rng.integers(1, 3)), limit)
+    main = b.road.roads["main"]
+    k = int(rng.integers(0, n_fwd - 1))  # yields to lane k + 1, on its right
+    v_e = limit * rng.uniform(0.75, 0.9)
+    s0 = rng.uniform(50.0, 70.0)  # room behind for the emergency vehicle
+    s_start = s0 + v_e * rng.uniform(0.3, 0.8)
+    length = max(30.0, v_e * 3.0)
+    b.set_ego(_lane_change_path(b, main, k, k + 1, s_start, length), s0, v_e, _fwd_route(main))
+    b.route_path = b.path([main.fwd[k]])
+    v_ev = limit + EV_SPEED_INCREMENT
+    gap = rng.uniform(30.0, 40.0)  # centre to centre
+    ego_centre = s0 + (b.ego_params.front_length - b.ego_params.rear_length) / 2  # s0 is the rear axle's
+    ev = b.add_vehicle(
+        b.path([main.fwd[k]]),
+        ego_centre - gap,
+        v_ev,
+        "scripted",
+        size=np.array(EV_SIZE),
+        speed_factor=v_ev / limit,
+        idm=IDMParams(accel=3.0),
+    )
+    # Bench2Drive clears the emergency vehicle's lane of background traffic (RemoveRoadLane); the yield lane is kept
+    # free beside and ahead of the ego so the expert's lane change is safe
+    b.no_spawn += [(main.fwd[k], 0.0, 1e9), (main.fwd[k + 1], s0 - 40.0, s_start + length + 60.0)]
+    b.metadata.update(
+        emergency_vehicle=ev, emergency_gap_m=_r(gap), yield_lane=k + 1, maneuver="yield_right",
+        expected_command="STRAIGHT",
+    )  # fmt: skip
+    _populate(b, bg, peds)
+
+
 RECIPES = {
     "straight_road": straight_road,
     "curve": curve,
@@ -386,4 +430,5 @@ RECIPES = {
     "pedestrian_crossing": pedestrian_crossing,
     "hard_brake": hard_brake,
     "red_light": red_light,
+    "yield_emergency": yield_emergency,  # last: the family code seeds scenes, so earlier families stay as they were
 }

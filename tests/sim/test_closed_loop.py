@@ -68,7 +68,10 @@ def test_expert_and_the_leaderboard_status_of_a_clean_route():
     assert rec["status"] == "Completed"  # min-speed events are always logged, so never "Perfect"
     assert rec["scores"] == {"score_route": 100.0, "score_penalty": 1.0, "score_composed": 100.0}
     ms = _events(rec, "min_speed_infractions")
-    assert len(ms) >= 20 and all("% of the surrounding traffic's one" in m for m in ms)
+    # Bench2Drive's 20 sections of length/20, each closed one route point (<= 1 m) late, plus the final event.
+    length = rec["meta"]["route_length"]
+    assert length // (length / 20 + 1) + 1 <= len(ms) <= 21
+    assert all(m.startswith("Average speed is ") and m.endswith("% of the surrounding traffic's one") for m in ms)
 
 
 @pytest.mark.parametrize(
@@ -211,3 +214,17 @@ def test_a_zoo_style_agent_file_runs_unchanged(tmp_path):
     start = route.start_state()
     assert np.hypot(x - (start.x - 0.01 * np.cos(start.heading)), y - (start.y - 0.01 * np.sin(start.heading))) < 0.01
     assert log[0][3] == pytest.approx(route.v_start)
+
+
+def test_give_way_to_the_emergency_vehicle():
+    """The expert yields (its path moves right while the route stays in the lane); an agent holding its lane is
+    still ahead of the emergency vehicle when the scenario ends: one event, Bench2Drive's 0.7."""
+    route = build_route(RouteSpec(30, "yield_emergency", 3, max_length_m=120.0))
+    assert route.scenario_type == "YieldToEmergencyVehicle" and route.drive_path is not None
+    assert {int(o) for o in route.options} == {4}  # LANEFOLLOW: the route does not tell the agent to yield
+    expert = run_route(route, "expert", RunnerConfig()).record
+    assert expert["status"] == "Completed" and not _events(expert, "yield_emergency_vehicle_infractions")
+    assert expert["scores"]["score_penalty"] == 1.0
+    stay = run_route(route, "constant-velocity", RunnerConfig()).record
+    assert _events(stay, "yield_emergency_vehicle_infractions") == ["Agent failed to yield to an emergency vehicle"]
+    assert stay["scores"]["score_penalty"] == pytest.approx(PENALTY_FACTORS["yield_emergency_vehicle_infractions"])

@@ -151,3 +151,56 @@ def test_a_recording_failure_keeps_the_route_score(tmp_path, monkeypatch, caplog
     assert len(summary.records) == 1 and summary.records[0]["status"] != "Failed - Simulation crashed"
     assert "could not write the video" in caplog.text and "imageio-ffmpeg" in caplog.text
     assert not (out / "videos").exists() or not list((out / "videos").iterdir())
+
+
+def test_min_speed_checkpoints_as_bench2drive_makes_them():
+    """A 100 m route with points every metre: sections are 5 m and a checkpoint closes when the index is strictly
+    more than 5 m past the last one, so at 6, 12, ..., 96 m (16 events), plus one at the end past 95 %."""
+    from sim.closed_loop.criteria import MinimumSpeedTest
+
+    test = MinimumSpeedTest(np.arange(101.0), 20)
+    traffic = np.array([8.0, 12.0])  # mean 10 m/s
+    for index in range(101):
+        # 0..5 m at 5 m/s, then no traffic (these ticks are skipped), then 20 m/s
+        speed, seen = (5.0, traffic) if index <= 5 else ((3.0, np.zeros(0)) if index <= 11 else (20.0, traffic))
+        test.update(index, speed, seen)
+    test.finish(100)
+    assert len(test.events) == 17
+    assert test.events[0] == "Average speed is 50.0% of the surrounding traffic's one"
+    assert test.events[1] == "Average speed is 100% of the surrounding traffic's one"  # no samples: the integer 100
+    assert test.events[2] == "Average speed is 200.0% of the surrounding traffic's one"
+    short = MinimumSpeedTest(np.arange(101.0), 20)
+    short.update(50, 5.0, traffic)
+    short.finish(50)  # abandoned at half the route: no final event
+    assert len(short.events) == 1
+
+
+def _ev_snapshot(t: float, ev_x: float):
+    """The emergency vehicle alone on a road along +x, at `ev_x`."""
+    return SimpleNamespace(ids=("ev",), valid=np.array([True]), xy=np.array([[ev_x, 0.0]]), heading=np.array([0.0]),
+                           sizes=np.array([[5.0, 2.0, 2.0]]), time_s=t)  # fmt: skip
+
+
+def test_yield_test_end_conditions_and_event():
+    from sim.closed_loop.criteria import YieldToEmergencyVehicleTest
+
+    ego = VehicleState(0.0, 0.0, 0.0)
+    centre = np.array([0.0, 0.0])
+    # the ego never lets it by: within 50 m from the start, so the scenario ends after 10 s more, ego ahead -> event
+    events: list[str] = []
+    test = YieldToEmergencyVehicleTest("ev", 2.45, events)
+    t = 0.0
+    while not test.ended:
+        test.update(ego, centre, _ev_snapshot(t, -30.0 + min(t, 2.0)))
+        t = round(t + 0.05, 2)
+    assert t == pytest.approx(10.05 + 0.05) and events == ["Agent failed to yield to an emergency vehicle"]
+    test.finish()  # terminate runs once
+    assert len(events) == 1
+    # it passes: once in front (past 2.45 + 2.5 m ahead of the ego, within 10 m) it drives 50 m and the scenario ends
+    events = []
+    test = YieldToEmergencyVehicleTest("ev", 2.45, events)
+    x, t = -30.0, 0.0
+    while not test.ended:
+        test.update(ego, centre + np.array([0.0, -3.5]), _ev_snapshot(t, x))
+        x, t = x + 1.0, t + 0.05
+    assert events == [] and 4.95 + 50.0 < x < 4.95 + 10.0 + 52.0 and t < 10.0
