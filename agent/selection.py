@@ -14,46 +14,25 @@ from dataclasses import dataclass
 import numpy as np
 
 from agent import geometry
+from agent.boxes import box_corners, boxes_overlap
 from agent.config import SelectionConfig
 
 logger = logging.getLogger(__name__)
-
-
-def box_corners(centers: np.ndarray, headings: np.ndarray, length, width) -> np.ndarray:
-    """Oriented boxes -> corners (..., 4, 2) counter-clockwise from front-left; centers (..., 2), headings (...)."""
-    c, s = np.cos(headings), np.sin(headings)
-    fwd = np.stack([c, s], -1) * (np.asarray(length)[..., None] / 2.0)
-    left = np.stack([-s, c], -1) * (np.asarray(width)[..., None] / 2.0)
-    return np.stack([centers + fwd + left, centers - fwd + left, centers - fwd - left, centers + fwd - left], axis=-2)
-
-
-def boxes_overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Separating-axis test for convex quadrilaterals a (..., 4, 2) and b (..., 4, 2) (broadcast) -> bool (...)."""
-    a, b = np.broadcast_arrays(a, b)
-    overlap = np.ones(a.shape[:-2], dtype=bool)
-    for poly in (a, b):
-        for i in range(2):  # two unique edge directions of a rectangle
-            edge = poly[..., i + 1, :] - poly[..., i, :]
-            axis = np.stack([-edge[..., 1], edge[..., 0]], -1)[..., None, :]
-            pa = (a * axis).sum(-1)
-            pb = (b * axis).sum(-1)
-            separated = (pa.max(-1) < pb.min(-1)) | (pb.max(-1) < pa.min(-1))
-            overlap &= ~separated
-    return overlap
 
 
 def ego_footprints(candidates: np.ndarray, cfg: SelectionConfig) -> np.ndarray:
     """Ego box corners (K, P, 4, 2) at every waypoint of candidates (K, P, 3) (rear-axle poses)."""
     h = candidates[..., 2]
     centers = candidates[..., :2] + cfg.rear_axle_to_center * np.stack([np.cos(h), np.sin(h)], -1)
-    return box_corners(centers, h, cfg.ego_length + 2 * cfg.safety_margin, cfg.ego_width + 2 * cfg.safety_margin)
+    length, width = cfg.ego_length + 2 * cfg.safety_margin, cfg.ego_width + 2 * cfg.safety_margin
+    return box_corners(centers[..., 0], centers[..., 1], h, length, width)
 
 
 def forecast_agents(boxes: np.ndarray, times: np.ndarray) -> np.ndarray:
     """Constant-velocity forecast of boxes (A, 7) = x, y, heading, length, width, vx, vy -> corners (A, T, 4, 2)."""
     centers = boxes[:, None, :2] + boxes[:, None, 5:7] * times[None, :, None]
     headings = np.broadcast_to(boxes[:, None, 2], centers.shape[:-1])
-    return box_corners(centers, headings, boxes[:, None, 3], boxes[:, None, 4])
+    return box_corners(centers[..., 0], centers[..., 1], headings, boxes[:, None, 3], boxes[:, None, 4])
 
 
 def collision_check(

@@ -9,6 +9,10 @@ first K) when present, else generated ones. Timings are wall-clock on the curren
   gives it (`given_reference_s`); `vs_official` compares the latter with the official ~50 ms per `pdm_score` call
   (../shared/specs/navsim.md section 8.12; the official reference also comes precomputed from the metric cache).
 - `split`: `navsim_eval.runner.score_tokens` over a folder of scenes with `--workers` processes (tokens/s).
+- `--official` (needs navsim and nuplan-devkit, docs/navsim_crosscheck.md): also time the official `pdm_score` on the
+  same tokens in the same process (each scene's metric cache built beforehand, one proposal per call), so that
+  `official_measured` compares CPU times taken under the same load; `metric_cache_cpu_s` is our cold token scored
+  from that official cache (`navsim_eval.metric_cache` conversion included).
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reactive", action="store_true")
     ap.add_argument("--split-tokens", type=int, default=24, help="tokens of the whole-split run (0 skips it)")
     ap.add_argument("--workers", type=int, default=max(1, min(8, os.cpu_count() or 1)))
+    ap.add_argument("--official", action="store_true", help="also time the official scorer (devkits needed)")
     args = ap.parse_args(argv)
     from sim.scenarios import generate_scenes
 
@@ -100,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "results": {},
     }
+    if args.official:
+        out["official_measured"] = official_run(scenes, caches, plans[:1], config, given_cpu)
     for k in args.ks:
         per_scene = []
         for sc, cache in zip(scenes, caches):
@@ -115,6 +122,33 @@ def main(argv: list[str] | None = None) -> int:
         out["split"] = split_run(args.split_tokens, args.workers, config)
     print(json.dumps(out))
     return 0
+
+
+def official_run(scenes, caches, plan: np.ndarray, config: EpdmsConfig, ours_cpu: list[float]) -> dict:
+    """CPU seconds of one official `pdm_score` call per token vs ours, same tokens, same process, same load."""
+    from navsim_eval.api import score_cache
+    from navsim_eval.crosscheck.metric_cache import scene_to_metric_cache
+    from navsim_eval.crosscheck.official_scorer import official_score
+    from navsim_eval.metric_cache import cache_from_metric_cache
+
+    official, from_cache = [], []
+    for sc, cache in zip(scenes, caches):
+        mc = scene_to_metric_cache(sc, reference=cache.reference_plan, centerline=None)
+        official_score(mc, plan)  # warm the devkit's lazy imports
+        c0 = time.process_time()
+        official_score(mc, plan)
+        official.append(time.process_time() - c0)
+        c0 = time.process_time()
+        score_cache(cache_from_metric_cache(mc, config), plan)
+        from_cache.append(time.process_time() - c0)
+    off, ours = float(np.mean(official)), float(np.mean(ours_cpu))
+    return {
+        "official_cpu_s": off,
+        "ours_given_reference_cpu_s": ours,
+        "vs_official": off / ours,
+        "metric_cache_cpu_s": float(np.mean(from_cache)),
+        "metric_cache_vs_official": off / float(np.mean(from_cache)),
+    }
 
 
 def split_run(n: int, workers: int, config: EpdmsConfig) -> dict:

@@ -1,9 +1,16 @@
 """NAVSIM inputs into our types: cameras (intrinsics, sensor-to-lidar) into camera specs, ego status and the 4-way
 driving command into an `Observation`, and a metric cache's reference and centreline into a `SceneCache`.
 
-NAVSIM gives each camera's pose relative to the lidar frame; `lidar_to_ego` (4x4) moves it into our rear-axle ego
-frame. It defaults to the identity, which is how NAVSIM's own agents treat the merged point cloud (TransFuser uses
-lidar coordinates as ego coordinates); pass the log's lidar pose for an exact rig. Our `CameraSpec` is an ideal
+NAVSIM names each camera's pose `sensor2lidar_*`, but in the OpenScene data NAVSIM reads it is the nuPlan camera
+extrinsic, which is relative to the ego vehicle frame, and NAVSIM's ego pose is the rear axle. Sources: OpenScene's
+`DriveEngine/process_data/helpers/nuplan_cameras_utils.py::get_cam_info_from_lidar_pc` (OpenDriveLab/OpenScene
+436e7e5) stores the nuPlan `camera` table's `translation`/`rotation` under `sensor2lidar_translation`/`_rotation`;
+nuplan-devkit `docs/nuplan_schema.md` defines them as "the extrinsic translation/rotation of the camera relative to the
+ego vehicle coordinate frame" (the lidar has its own, nonzero extrinsic in the `lidar` table, stored separately as
+`lidar2ego_*`); navsim `navsim_scenario_utils.ego_status_to_ego_state` builds the ego with
+`EgoState.build_from_rear_axle(ego_pose)`. So `lidar_to_ego` (4x4, the named option for another rig) defaults to the
+identity: the given poses already are in our rear-axle ego frame, and applying the real lidar extrinsic would move
+every camera by the lidar's mounting offset. Our `CameraSpec` is an ideal
 pinhole (square pixels, centred principal point): the horizontal fov comes from fx, and a principal point more than
 `max_principal_offset` (fraction of the image) off centre is refused rather than silently mis-projected.
 """
@@ -17,6 +24,7 @@ import numpy as np
 
 from agent import geometry
 from agent.types import CameraRig, CameraSpec, EgoStatus, NavigationCommand, Observation
+from navsim_eval.metric_cache import metric_cache_inputs
 
 #: NAVSIM camera -> the model's camera (the six the agent asks for, mapped onto the Bench2Drive-ordered model rig).
 NAVSIM_TO_MODEL_CAMERAS: dict[str, str] = {
@@ -113,18 +121,6 @@ def observation_from_agent_input(
         images[ours] = img
     ego = ego_status(agent_input.ego_statuses[-1], yaw_rate_from_history(agent_input.ego_statuses))
     return Observation(images, CameraRig("navsim", tuple(specs)), ego, token=token)
-
-
-def metric_cache_inputs(metric_cache: Any) -> tuple[np.ndarray, np.ndarray]:
-    """A NAVSIM `MetricCache`'s PDM-Closed trajectory (T, 3) and centreline (N, 3), world frame, for `SceneCache`.
-
-    `trajectory` is an `InterpolatedTrajectory` of `EgoState`s (rear axle) and `centerline` a `PDMPath`; both are
-    read as the official scorer reads them (`get_sampled_trajectory()`, `discrete_path`).
-    """
-    states = metric_cache.trajectory.get_sampled_trajectory()
-    ref = np.array([[s.rear_axle.x, s.rear_axle.y, s.rear_axle.heading] for s in states], dtype=np.float64)
-    line = np.array([[p.x, p.y, p.heading] for p in metric_cache.centerline.discrete_path], dtype=np.float64)
-    return ref, line
 
 
 def scene_cache_from_metric_cache(scene, metric_cache: Any, config=None):

@@ -1,6 +1,6 @@
 """NAVSIM v2.2 EPDMS, reimplemented batched over candidate trajectories (see docs/epdms.md)."""
 
-from navsim_eval.api import EpdmsResult, aggregate_epdms, score_proposals
+from navsim_eval.api import EpdmsResult, aggregate_epdms, score_cache, score_proposals
 from navsim_eval.config import (
     METRIC_NAMES,
     EpdmsConfig,
@@ -22,6 +22,7 @@ __all__ = [
     "ScorerConfig",
     "SimulationConfig",
     "aggregate_epdms",
+    "score_cache",
     "score_proposals",
     "simulate",
     "simulate_plans",

@@ -8,6 +8,7 @@ filter on original (stage-one) scenes, add EC when the previous frame's simulate
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 
@@ -17,14 +18,14 @@ from agent import geometry
 from agent.epdms_metrics import DAC, DDC, EC, EP, HC, LK, NC, TLC, TTC, epdms_from_table
 from navsim_eval.aggregate import apply_human_filter
 from navsim_eval.cache import SceneCache
-from navsim_eval.comfort import two_frame_extended_comfort
+from navsim_eval.comfort import history_comfort, two_frame_extended_comfort
 from navsim_eval.config import METRIC_NAMES, EpdmsConfig
 from navsim_eval.mapquery import MapQueries
 from navsim_eval.observation import Observation
 from navsim_eval.scorer import FrameScores, normalise_progress, score_states
 from navsim_eval.simulation import interpolate_plans, simulate
 from navsim_eval.traffic import idm_reactive
-from sim.scene import Scene
+from sim.scene import EgoParams, Scene
 
 logger = logging.getLogger(__name__)
 
@@ -107,10 +108,10 @@ def _traffic(cache: SceneCache, states: np.ndarray) -> Observation:
 
 
 def _ref_multiplicative(
-    ref: np.ndarray, traffic: Observation, mq: MapQueries, config: EpdmsConfig, scene: Scene, k: int
+    ref: np.ndarray, traffic: Observation, mq: MapQueries, config: EpdmsConfig, params: EgoParams, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reference raw progress x multipliers, against the traffic each proposal produced ((K,) when reactive)."""
-    sc, params, dt = config.scorer, scene.ego_params, config.simulation.interval
+    sc, dt = config.scorer, config.simulation.interval
     if traffic.states.ndim == 4 and traffic.states.shape[0] > 1:
         fs = score_states(np.repeat(ref[None], k, axis=0), traffic, mq, sc, params, dt, multiplicative_only=True)
     else:
@@ -147,38 +148,56 @@ def score_proposals(
     else:
         config = config or cache.config
         cache.check(scene, config)
+    return score_cache(cache, proposals, previous, stage_one)
+
+
+def score_cache(
+    cache: SceneCache,
+    proposals,
+    previous: np.ndarray | EpdmsResult | None = None,
+    stage_one: bool | None = None,
+) -> EpdmsResult:
+    """`score_proposals` on a prepared `SceneCache`, which holds everything the scorer reads: a scene's, or a NAVSIM
+    metric cache's (`navsim_eval.metric_cache.cache_from_metric_cache`, no scene at all)."""
+    config = cache.config
     sc, sim_cfg = config.scorer, config.simulation
     plans = validate_proposals(proposals, int(round(sim_cfg.num_poses * sim_cfg.interval / sim_cfg.plan_interval)))
     k = plans.shape[0]
     dt = sim_cfg.interval
-    params = scene.ego_params
-    mq, init = cache.map_queries, cache.init
-    synthetic = bool(scene.metadata.get("synthetic", False)) if isinstance(scene.metadata, dict) else False
-    apply_filter = sc.human_penalty_filter and (stage_one if stage_one is not None else not synthetic)
+    params = cache.ego_params
+    init = cache.init
+    apply_filter = sc.human_penalty_filter and (stage_one if stage_one is not None else not cache.synthetic)
 
-    # one simulation for the proposals and whatever the cache still lacks (reference, human)
-    rows = [interpolate_plans(plans, init[:3], sim_cfg)]
+    # one simulation for the proposals and whatever the cache still lacks (human, reference)
     need_ref = cache.reference_states is None
     need_human = apply_filter and "human" not in cache.memo
-    if need_ref:
-        rows.append(cache.reference_plan[None, :, :3])
+    if need_human and cache.human_plan is None:
+        raise ValueError(f"token {cache.token}: the human filter needs the logged human trajectory, which is missing")
+    local = [plans]
     if need_human:
-        rows.append(interpolate_plans(scene.human_trajectory(8, sim_cfg.plan_interval)[None], init[:3], sim_cfg))
-    simulated = simulate(np.concatenate(rows), init, sim_cfg, params.wheelbase)
-    states, i = simulated[:k], k
+        local.append(cache.human_plan[None])
+    poses = interpolate_plans(np.concatenate(local) if need_human else plans, init[:3], sim_cfg)
+    if need_ref:  # order: proposals, human, reference
+        poses = np.concatenate([poses, cache.reference_plan[None, :, :3]])
+    simulated = simulate(poses, init, sim_cfg, params.wheelbase)
+    states = simulated[:k]
+    human_states = simulated[k] if need_human else None
     if need_ref:
-        cache.reference_states, i = simulated[i], i + 1
-    if need_human:
-        human_states = simulated[i]
-        cache.get("human", lambda: _human_scores(cache, human_states))
+        cache.reference_states = simulated[-1]
     ref = cache.reference_states
 
-    traffic = _traffic(cache, states)
-    fs = score_states(states, traffic, mq, sc, params, dt, history=cache.history)
     if config.reactive:
-        ref_best, _ = _ref_multiplicative(ref, traffic, mq, config, scene, k)
+        if cache.scene is None:
+            raise ValueError(
+                f"token {cache.token}: reactive traffic needs the scene's map and logs; a metric cache has neither"
+            )
+        traffic = _traffic(cache, states)
+        fs = score_states(states, traffic, cache.map_queries, sc, params, dt, history=cache.history)
+        ref_best, _ = _ref_multiplicative(ref, traffic, cache.map_queries, config, params, k)
+        if need_human:
+            cache.get("human", lambda: _human_scores(cache, human_states))
     else:
-        ref_best, _ = cache.get("ref_best", lambda: _ref_multiplicative(ref, traffic, mq, config, scene, 1))
+        fs, ref_best = _score_log_replay(cache, states, human_states)
     ep = normalise_progress(
         fs.progress, fs.multiplicative, ref_best, sc.progress_distance_threshold, sc.ep_normalisation
     )
@@ -201,7 +220,7 @@ def score_proposals(
 
     ends = geometry.relative_to_absolute(init[:3], plans[:, -1:, :])[:, 0]
     return EpdmsResult(
-        token=scene.token,
+        token=cache.token,
         table=table,
         epdms=aggregate_epdms(table, config),
         states=states,
@@ -209,10 +228,48 @@ def score_proposals(
         reference_plan=cache.reference_plan,
         end_points=ends,
         start_pose=init[:3].copy(),
-        timestamp=float(scene.timestamps[scene.current_index]),
+        timestamp=cache.timestamp,
         human=human_row,
         centre_offset=params.rear_axle_to_center,
     )
+
+
+def _score_log_replay(
+    cache: SceneCache, states: np.ndarray, human_states: np.ndarray | None
+) -> tuple[FrameScores, np.ndarray]:
+    """Score the proposals (K, T, 11) under log replay, with the reference and the human in the same batch.
+
+    Against log replay the traffic does not depend on the proposal, so the rows the cache still lacks (the
+    reference's progress x multipliers, the human filter's row) are scored in ONE `score_states` call with the
+    proposals (a cold token pays one pass over the metrics, not three). HC needs the ego history and applies to the
+    proposals only; the human's HC is 1 (scored without history, as `pdm_score` scores it alone).
+    """
+    config, mq, obs = cache.config, cache.map_queries, cache.observation
+    sc, params, dt = config.scorer, cache.ego_params, config.simulation.interval
+    k = states.shape[0]
+    rows = [states]
+    need_ref = "ref_best" not in cache.memo
+    if need_ref:
+        rows.append(cache.reference_states[None])
+    if human_states is not None:
+        rows.append(human_states[None])
+    batch = np.concatenate(rows) if len(rows) > 1 else states
+    fs = score_states(batch, obs, mq, sc, params, dt, history=None)
+    i = k
+    if need_ref:
+        cache.memo["ref_best"] = (fs.progress[i : i + 1] * fs.multiplicative[i : i + 1], fs.multiplicative[i : i + 1])
+        i += 1
+    if human_states is not None:
+        human = _take(fs, slice(i, i + 1))
+        ep = normalise_progress(human.progress, human.multiplicative, 0.0, sc.progress_distance_threshold, "pair")
+        cache.memo["human"] = _table(human, ep)[0]
+    out = _take(fs, slice(0, k))
+    out.hc = history_comfort(states, cache.history, sc, params.rear_axle_to_center)
+    return out, cache.memo["ref_best"][0]
+
+
+def _take(fs: FrameScores, rows: slice) -> FrameScores:
+    return FrameScores(*(None if v is None else v[rows] for v in (getattr(fs, f.name) for f in dataclasses.fields(fs))))
 
 
 def _human_scores(cache: SceneCache, states: np.ndarray) -> np.ndarray:

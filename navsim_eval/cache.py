@@ -21,7 +21,7 @@ from navsim_eval.pdm_closed import pdm_closed_reference
 from navsim_eval.scorer import normalise_progress, pdm_score, score_states
 from navsim_eval.simulation import STATE_DIM, initial_state_from_scene
 from navsim_eval.traffic import log_replay
-from sim.scene import Scene
+from sim.scene import EgoParams, Scene
 
 
 def check_scene(scene: Scene) -> None:
@@ -34,10 +34,19 @@ def check_scene(scene: Scene) -> None:
         raise ValueError(f"scene {scene.token}: has no route")
 
 
+MAX_REFERENCE_START_OFFSET = 20.0  # m: a reference starting farther from the ego is in another frame or token
+
+
 def given_reference(reference, init: np.ndarray, num_states: int) -> np.ndarray:
     """A given PDM-Closed trajectory as (num_states, 11) states: (T >= num_states, 3 or 11) x, y, heading (world, rear
-    axle, 0.1 s from t = 0). Only the poses matter: the scorer re-simulates them, as `pdm_score` does with the metric
-    cache's `trajectory`. The first pose must be the ego's current pose (within 1 cm / 0.01 rad)."""
+    axle, 0.1 s from t = 0). Only the poses matter: the scorer re-simulates them from the ego's state, as `pdm_score`
+    does with the metric cache's `trajectory`.
+
+    The first pose need not be the ego's: PDM-Closed's proposals start at the point of their (laterally offset)
+    centreline at the ego's progress, so a chosen +-1 m offset starts 1 m beside the ego, and the tracker starts from
+    the ego state all the same. A first pose more than `MAX_REFERENCE_START_OFFSET` m away is refused: that reference
+    is in another frame (e.g. local coordinates) or belongs to another token.
+    """
     arr = np.asarray(reference, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[1] not in (3, STATE_DIM) or arr.shape[0] < num_states:
         raise ValueError(
@@ -45,11 +54,11 @@ def given_reference(reference, init: np.ndarray, num_states: int) -> np.ndarray:
         )
     if not np.isfinite(arr[:num_states, :3]).all():
         raise ValueError("a given reference contains NaN or infinite poses")
-    d = np.hypot(*(arr[0, :2] - init[:2]))
-    dh = abs((arr[0, 2] - init[2] + np.pi) % (2 * np.pi) - np.pi)
-    if d > 0.01 or dh > 0.01:
+    d = float(np.hypot(*(arr[0, :2] - init[:2])))
+    if d > MAX_REFERENCE_START_OFFSET:
         raise ValueError(
-            f"a given reference must start at the ego's current pose; it starts {d:.3f} m / {dh:.3f} rad away"
+            f"a given reference must start near the ego (world frame); it starts {d:.1f} m away "
+            f"(more than {MAX_REFERENCE_START_OFFSET:g} m: another frame or another token?)"
         )
     out = np.zeros((num_states, STATE_DIM))
     out[:, : arr.shape[1]] = arr[:num_states]
@@ -67,7 +76,7 @@ class SceneCache:
     `memo` holds lazily computed rows and the reactive traffic's set-up.
     """
 
-    scene: Scene
+    scene: Scene | None  # None for a cache converted from a NAVSIM metric cache (`navsim_eval.metric_cache`)
     config: EpdmsConfig
     map_queries: MapQueries
     init: np.ndarray
@@ -77,6 +86,11 @@ class SceneCache:
     reference_states: np.ndarray | None = None
     reference_source: str = "planned"
     memo: dict = field(default_factory=dict)
+    token: str = ""
+    ego_params: EgoParams = field(default_factory=EgoParams)
+    human_plan: np.ndarray | None = None  # (8, 3) logged future at 0.5 s in the current rear-axle frame
+    synthetic: bool = False  # a stage-two (synthetic) frame: no human filter by default
+    timestamp: float = 0.0
 
     @classmethod
     def build(
@@ -111,7 +125,23 @@ class SceneCache:
         else:
             plan = given_reference(reference, init, sim_cfg.num_poses + 1)
             source = "given"
-        return cls(scene, config, mq, init, obs, history, plan, None, source)
+        synthetic = bool(scene.metadata.get("synthetic", False)) if isinstance(scene.metadata, dict) else False
+        return cls(
+            scene,
+            config,
+            mq,
+            init,
+            obs,
+            history,
+            plan,
+            None,
+            source,
+            token=scene.token,
+            ego_params=scene.ego_params,
+            human_plan=scene.human_trajectory(8, sim_cfg.plan_interval),
+            synthetic=synthetic,
+            timestamp=float(scene.timestamps[scene.current_index]),
+        )
 
     def get(self, key, compute):
         """The memoised value of `key`, computed once by `compute()`."""
@@ -119,9 +149,10 @@ class SceneCache:
             self.memo[key] = compute()
         return self.memo[key]
 
-    def check(self, scene: Scene, config: EpdmsConfig) -> None:
-        """Refuse a cache built for another scene or another configuration (its reference would be wrong)."""
-        if scene is not self.scene:
+    def check(self, scene: Scene | None, config: EpdmsConfig) -> None:
+        """Refuse a cache built for another scene or another configuration (its reference would be wrong).
+        scene None: whatever the cache was built from (a scene or a metric cache)."""
+        if scene is not None and scene is not self.scene:
             raise ValueError(f"SceneCache was built for scene {self.scene.token!r}, not this {scene.token!r} object")
         if config != self.config:
             raise ValueError("SceneCache was built with another EpdmsConfig; build one per configuration")

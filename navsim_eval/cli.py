@@ -32,6 +32,7 @@ from navsim_eval.aggregate import (
 from navsim_eval.api import aggregate_epdms
 from navsim_eval.comfort import two_frame_extended_comfort
 from navsim_eval.config import METRIC_NAMES, EpdmsConfig, IDMTrafficConfig, ScorerConfig
+from navsim_eval.metric_cache import MetricCacheIndex, require_devkit
 from navsim_eval.runner import BACKENDS, InputError, TokenRecord, check_plan, score_tokens
 from sim.scene import Scene
 from sim.scene_io import list_scene_files, load_scene
@@ -123,6 +124,9 @@ def run_score(
 ) -> tuple[list[TokenRow], Path]:
     """Score every token of `trajectories`, aggregate and write the CSV; returns the token rows and the CSV path.
 
+    scenes: a folder of our scenes, or of NAVSIM metric caches (`<token>/metric_cache.pkl` below it), which are scored
+    with everything they carry used as given (`navsim_eval.metric_cache`).
+
     Bad input of one token (no scene, a malformed plan) is a counted failure (NaN row, valid=False), and so is a token
     of the two-stage mapping without a trajectory. An empty trajectory file, an `out` that is a directory or an
     unreadable mapping raise `ValueError` before anything is written; a scorer exception on valid input raises
@@ -133,7 +137,11 @@ def run_score(
     check_out(out)
     plans = load_trajectories(trajectories)
     if not Path(scenes).is_dir():
-        raise FileNotFoundError(f"scene folder not found: {scenes}")
+        raise FileNotFoundError(f"scene or metric-cache folder not found: {scenes}")
+    if MetricCacheIndex.holds_caches(scenes):  # real NAVSIM tokens: the caches' own reference, map and observation
+        require_devkit()  # unpickling needs the devkits: fail the run here, not token by token
+        if config.reactive:
+            raise ValueError("--reactive needs the map, which a NAVSIM metric cache does not hold; use log replay")
     groups = read_mapping(mapping) if mapping else []
     stage1 = dict.fromkeys(t for g in groups for t in (g.now, g.prev))
     stage2 = dict.fromkeys(t for g in groups for p in g.pairs for t in p)
@@ -209,7 +217,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     backend = args.backend or ("process" if args.workers > 1 else "serial")
     try:
         rows, _ = run_score(
-            args.scenes, args.trajectories, args.out, config, args.two_stage,
+            args.scenes or args.metric_cache, args.trajectories, args.out, config, args.two_stage,
             args.workers, backend, args.journal, not args.no_progress, args.ray_address,
         )  # fmt: skip
     except (FileNotFoundError, ValueError, ImportError) as exc:
@@ -277,7 +285,13 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("epdms", help="NAVSIM v2 EPDMS scoring of trajectories on scenes")
     sub = parser.add_subparsers(dest="epdms_command", metavar="ACTION")
     s = sub.add_parser("score", help="score a trajectory file on a scene folder and write NAVSIM's CSV")
-    s.add_argument("--scenes", required=True, help="folder of *.scene.json.gz scenes")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--scenes", help="folder of *.scene.json.gz scenes")
+    src.add_argument(
+        "--metric-cache",
+        help="NAVSIM metric-cache folder (<token>/metric_cache.pkl): real tokens, scored with each cache's own "
+        "PDM-Closed reference, centreline, route lanes, drivable map and observation (needs navsim + nuplan-devkit)",
+    )
     s.add_argument("--trajectories", required=True, help=".npz or .json mapping token -> (8, 3) poses at 0.5 s")
     s.add_argument("--out", required=True, help="CSV to write (atomically)")
     s.add_argument("--reactive", action="store_true", help="IDM background traffic instead of log replay")

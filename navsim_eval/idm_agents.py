@@ -16,7 +16,7 @@ import numpy as np
 import shapely
 from shapely.geometry import LineString, Point
 
-from navsim_eval.boxes import boxes_overlap, centre_boxes
+from agent.boxes import boxes_overlap, centre_boxes
 from sim.scene import AgentType, Scene
 
 HEADING_LOOKAHEAD = 0.5  # NuPlanPolylineMapObject's distance_for_heading_estimation

@@ -27,7 +27,7 @@ import logging
 
 import numpy as np
 
-from navsim_eval.boxes import boxes_overlap, centre_boxes, corners
+from agent.boxes import boxes_overlap, centre_boxes, corners
 from navsim_eval.config import IDMTrafficConfig
 from navsim_eval.idm_agents import IdmAgentSetup, sample_paths, setup_idm_agents
 from navsim_eval.observation import Observation

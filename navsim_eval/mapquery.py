@@ -22,7 +22,7 @@ import numpy as np
 import shapely
 from scipy.spatial import cKDTree
 
-from navsim_eval.boxes import corners
+from agent.boxes import corners
 from sim.scene import Scene
 
 DEFAULT_MAP_RADIUS = 100.0  # MetricCacheProcessor._map_radius
@@ -234,7 +234,7 @@ def given_centerline(poses) -> np.ndarray:
 
 
 class MapQueries:
-    """Prepared lane polygons (with bounding boxes), drivable and intersection areas and the PDM centreline.
+    """Prepared lane, drivable and intersection polygons (one point query for all) and the PDM centreline.
 
     map_radius: half-side of nuPlan's proximity square around the ego box centre at t = 0 (None: the whole map).
     centerline: a given route centreline (N, 3) x, y, heading in world coordinates, e.g. a NAVSIM metric cache's
@@ -247,35 +247,73 @@ class MapQueries:
         if map_radius is not None and not (math.isfinite(map_radius) and map_radius > 0):
             raise ValueError(f"MapQueries: map_radius must be a positive number or None, got {map_radius!r}")
         m = scene.map
-        self.map_radius = map_radius
-        self.centre = ego_box_centre(scene)
+        centre = ego_box_centre(scene)
         rb_ids = list(m.roadblocks)
         kept_rb = {
-            i for i, k in zip(rb_ids, proximal([m.roadblocks[i].polygon for i in rb_ids], self.centre, map_radius)) if k
+            i for i, k in zip(rb_ids, proximal([m.roadblocks[i].polygon for i in rb_ids], centre, map_radius)) if k
         }
         # the drivable map lists lanes roadblock by roadblock (PDMDrivableMap.from_simulation)
-        self.lane_ids = [lid for rb in rb_ids if rb in kept_rb for lid, ln in m.lanes.items() if ln.roadblock_id == rb]
-        self.lane_polys = [m.lanes[i].polygon for i in self.lane_ids]
-        for p in self.lane_polys:
-            shapely.prepare(p)
-        self.lane_bounds = np.array([p.bounds for p in self.lane_polys]).reshape(-1, 4)
-        route = set(route_lane_ids(scene))
-        self.on_route = np.array([i in route for i in self.lane_ids], dtype=bool)
+        lanes_of: dict[str, list[str]] = {}
+        for lid, ln in m.lanes.items():
+            lanes_of.setdefault(ln.roadblock_id, []).append(lid)
+        lane_ids = [lid for rb in rb_ids if rb in kept_rb for lid in lanes_of.get(rb, ())]
         inter = [a.polygon for a in m.intersections.values()]
-        inter = [p for p, k in zip(inter, proximal(inter, self.centre, map_radius)) if k]
+        inter = [p for p, k in zip(inter, proximal(inter, centre, map_radius)) if k]
         parks = [a.polygon for a in m.carparks.values()]
-        parks = [p for p, k in zip(parks, proximal(parks, self.centre, map_radius)) if k]
-        polys = [m.roadblocks[i].polygon for i in rb_ids if i in kept_rb] + inter + parks
-        self.drivable = shapely.union_all(polys) if polys else shapely.Polygon()
-        shapely.prepare(self.drivable)
-        self.intersection = shapely.union_all(inter) if inter else None
-        if self.intersection is not None:
-            shapely.prepare(self.intersection)
+        parks = [p for p, k in zip(parks, proximal(parks, centre, map_radius)) if k]
+        drivable = [m.roadblocks[i].polygon for i in rb_ids if i in kept_rb] + inter + parks
         if centerline is None:
-            self.centerline, self.starting_lane = pdm_centerline(scene, self.lane_ids)
+            path, start = pdm_centerline(scene, lane_ids)
         else:
-            self.centerline = DiscretePath.of(given_centerline(centerline))
-            self.starting_lane = starting_lane(scene, self.lane_ids, route_lane_ids(scene))
+            path, start = DiscretePath.of(given_centerline(centerline)), None
+        self._setup(lane_ids, [m.lanes[i].polygon for i in lane_ids], set(route_lane_ids(scene)), drivable, inter, path)
+        self.map_radius, self.centre = map_radius, centre
+        self._scene, self._starting_lane = scene, start
+
+    @classmethod
+    def from_parts(
+        cls,
+        lane_ids: list[str],
+        lane_polygons: list,
+        route_lane_ids: list[str],
+        drivable_polygons: list,
+        intersection_polygons: list,
+        centerline: np.ndarray,
+    ) -> MapQueries:
+        """Map queries from a drivable map given as polygons (e.g. a NAVSIM metric cache's `drivable_area_map`,
+        already cut to its proximity square) and a given centreline (N, 3); no scene, so no starting lane."""
+        self = cls.__new__(cls)
+        path = DiscretePath.of(given_centerline(centerline))
+        self._setup(
+            list(lane_ids),
+            list(lane_polygons),
+            set(route_lane_ids),
+            list(drivable_polygons),
+            list(intersection_polygons),
+            path,
+        )
+        self.map_radius, self.centre = None, None
+        self._scene, self._starting_lane = None, None
+        return self
+
+    def _setup(
+        self,
+        lane_ids: list[str],
+        lane_polys: list,
+        route: set[str],
+        drivable: list,
+        inter: list,
+        centerline: DiscretePath,
+    ) -> None:
+        self.lane_ids = lane_ids
+        self.lane_polys = lane_polys
+        self.on_route = np.array([i in route for i in lane_ids], dtype=bool)
+        # one array of every polygon a point query asks about: lanes, drivable polygons, intersections
+        self._polys = np.array(lane_polys + drivable + inter, dtype=object)
+        shapely.prepare(self._polys)
+        n_l, n_d = len(lane_polys), len(drivable)
+        self._groups = {"lane": (0, n_l), "drivable": (n_l, n_l + n_d), "intersection": (n_l + n_d, len(self._polys))}
+        self.centerline = centerline
         line = self.centerline.poses[:, :2]
         keep = np.concatenate([[True], np.hypot(*np.diff(line, axis=0).T) > 1e-9])
         self.line = line[keep]
@@ -287,61 +325,51 @@ class MapQueries:
         """A fresh instance (nothing is cached on the scene; a `SceneCache` holds one per scene for reuse)."""
         return cls(scene, map_radius)
 
-    def _lane_cells(self) -> dict[int, list[int]]:
-        """Grid cell key -> indices of lanes whose bounding box overlaps the cell."""
-        cells: dict[int, list[int]] = {}
-        c = self.CELL
-        for j, (x0, y0, x1, y1) in enumerate(self.lane_bounds):
-            for cx in range(int(np.floor(x0 / c)), int(np.floor(x1 / c)) + 1):
-                for cy in range(int(np.floor(y0 / c)), int(np.floor(y1 / c)) + 1):
-                    cells.setdefault(self._key(cx, cy), []).append(j)
-        return cells
+    @property
+    def starting_lane(self) -> str:
+        """PDM-Closed's starting lane (`starting_lane`), found on first use when the centreline was given."""
+        if self._starting_lane is None:
+            if self._scene is None:
+                raise ValueError("MapQueries.from_parts has no lane graph to find PDM-Closed's starting lane in")
+            self._starting_lane = starting_lane(self._scene, self.lane_ids, route_lane_ids(self._scene))
+        return self._starting_lane
 
-    CELL = 10.0
-    _OFFSET = 1 << 20
+    def contained(self, xy: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Which polygons strictly contain which of the points (N, 2), per group ("lane", "drivable",
+        "intersection"): sparse (point index, polygon index within the group) pairs.
 
-    @classmethod
-    def _key(cls, cx, cy):
-        return (cx + cls._OFFSET) * (2 * cls._OFFSET) + (cy + cls._OFFSET)
+        This is `PDMOccupancyMap.points_in_polygons` (GEOS `contains` per polygon, so a point on the edge shared by
+        two polygons is in neither) as one STRtree query: the points go into the tree and every prepared polygon
+        asks for the points it contains.
+        """
+        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        empty = np.zeros(0, dtype=np.int64)
+        if len(self._polys) == 0 or len(xy) == 0:
+            return {g: (empty, empty) for g in self._groups}
+        poly_i, pt_i = shapely.STRtree(shapely.points(xy)).query(self._polys, predicate="contains")
+        out = {}
+        for g, (lo, hi) in self._groups.items():
+            sel = (poly_i >= lo) & (poly_i < hi)
+            out[g] = (pt_i[sel], poly_i[sel] - lo)
+        return out
 
     def lane_membership(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Sparse (point index, lane index) pairs of points (N, 2) strictly inside lane polygons.
+        """Sparse (point index, lane index) pairs of points (N, 2) strictly inside lane polygons."""
+        return self.contained(xy)["lane"]
 
-        Points are bucketed on a 10 m grid; each bucket is tested only against the lanes whose bounding box overlaps
-        that cell, with GEOS's prepared point-in-polygon (`contains_xy`).
-        """
-        if self.__dict__.get("_cells") is None:
-            self._cells = self._lane_cells()
-        cx = np.floor(xy[:, 0] / self.CELL).astype(np.int64)
-        cy = np.floor(xy[:, 1] / self.CELL).astype(np.int64)
-        keys = self._key(cx, cy)
-        order = np.argsort(keys, kind="stable")
-        sk = keys[order]
-        starts = np.flatnonzero(np.r_[True, sk[1:] != sk[:-1]])
-        ends = np.r_[starts[1:], len(sk)]
-        pts, lanes = [], []
-        for a, b in zip(starts.tolist(), ends.tolist()):
-            lane_list = self._cells.get(int(sk[a]))
-            if not lane_list:
-                continue
-            idx = order[a:b]
-            px, py = xy[idx, 0], xy[idx, 1]
-            for j in lane_list:
-                inside = shapely.contains_xy(self.lane_polys[j], px, py)
-                if inside.any():
-                    pts.append(idx[inside])
-                    lanes.append(np.full(int(inside.sum()), j))
-        if not pts:
-            return np.zeros(0, int), np.zeros(0, int)
-        return np.concatenate(pts), np.concatenate(lanes)
+    def _any(self, xy: np.ndarray, group: str) -> np.ndarray:
+        xy = np.asarray(xy, dtype=np.float64)
+        inside = np.zeros(int(np.prod(xy.shape[:-1])), dtype=bool)
+        inside[self.contained(xy)[group][0]] = True
+        return inside.reshape(xy.shape[:-1])
 
     def in_drivable(self, xy: np.ndarray) -> np.ndarray:
-        return shapely.contains_xy(self.drivable, xy[..., 0], xy[..., 1])
+        """Points (..., 2) strictly inside some drivable polygon (roadblock, intersection or car park)."""
+        return self._any(xy, "drivable")
 
     def in_intersection(self, xy: np.ndarray) -> np.ndarray:
-        if self.intersection is None:
-            return np.zeros(xy.shape[:-1], dtype=bool)
-        return shapely.contains_xy(self.intersection, xy[..., 0], xy[..., 1])  # STRtree "within"
+        """Points (..., 2) strictly inside some intersection polygon (nuPlan's `is_in_layer`, STRtree "within")."""
+        return self._any(xy, "intersection")
 
     def project(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Arc length along and distance to the route centreline of points (..., 2), via the nearest segments."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-from navsim_eval.boxes import FL, FR, corners, obb_overlap, segment_intersects_box
+from agent.boxes import FL, FR, corners, obb_overlap, segment_intersects_box
 from navsim_eval.config import ScorerConfig
 from navsim_eval.mapquery import MapQueries
 from navsim_eval.observation import Observation
@@ -53,27 +53,34 @@ class EgoAreas:
 
 
 def ego_areas(ego: EgoFrames, mq: MapQueries) -> EgoAreas:
+    """The area flags of every (k, t) from one polygon query of the 4 corners, the centre and the rear axle."""
     k, t = ego.centre.shape[:2]
-    pts = np.concatenate([ego.corners, ego.centre[..., None, :]], axis=-2).reshape(-1, 2)  # (K*T*5, 2)
-    pi, li = mq.lane_membership(pts)
+    pts = np.concatenate([ego.corners, ego.centre[..., None, :], ego.rear[..., None, :]], axis=-2).reshape(-1, 2)
+    hits = mq.contained(pts)  # point index = kt * 6 + which (0-3 corners, 4 centre, 5 rear axle)
+    pi, li = hits["lane"]
     n_lanes = len(mq.lane_ids)
-    kt = pi // 5
-    which = pi % 5
+    kt, which = pi // 6, pi % 6
     corner = which < 4
     # per (kt, lane): number of corners inside
     counts = np.zeros((k * t, max(n_lanes, 1)), dtype=np.int8)
     np.add.at(counts, (kt[corner], li[corner]), 1)
     multi = ((counts > 0).sum(axis=1) > 1) & np.all(counts != 4, axis=1)
     on_route = np.zeros(k * t, dtype=bool)
-    centre_hits = ~corner
-    on_route[kt[centre_hits & mq.on_route[li]]] = True
-    drivable = mq.in_drivable(ego.corners.reshape(-1, 4, 2)).reshape(k, t, 4)
+    on_route[kt[(which == 4) & mq.on_route[li]]] = True
+    # non-drivable: some corner in no drivable polygon
+    di = np.unique(hits["drivable"][0])
+    corners_in = np.zeros(k * t * 6, dtype=bool)
+    corners_in[di] = True
+    corners_in = corners_in.reshape(k * t, 6)[:, :4]
+    inter = np.zeros(k * t * 6, dtype=bool)
+    inter[hits["intersection"][0]] = True
+    inter = inter.reshape(k, t, 6)
     return EgoAreas(
         multiple_lanes=multi.reshape(k, t),
-        non_drivable=~drivable.all(axis=-1),
+        non_drivable=~corners_in.all(axis=-1).reshape(k, t),
         oncoming=~on_route.reshape(k, t),
-        centre_in_intersection=mq.in_intersection(ego.centre),
-        rear_in_intersection=mq.in_intersection(ego.rear),
+        centre_in_intersection=inter[..., 4],
+        rear_in_intersection=inter[..., 5],
     )
 
 
@@ -273,18 +280,32 @@ def time_to_collision(
 
 
 def progress_raw(ego: EgoFrames, mq: MapQueries) -> np.ndarray:
-    s, _ = mq.project(ego.centre[:, [0, -1]])
-    return np.clip(s[:, 1] - s[:, 0], 0.0, None)
+    """Raw progress (m): centreline arc length from the first to the last centre, never negative."""
+    return progress_from(mq.project(ego.centre[:, [0, -1]])[0])
+
+
+def progress_from(along: np.ndarray) -> np.ndarray:
+    """`progress_raw` from the centres' arc lengths (K, T >= 2) along the centreline."""
+    return np.clip(along[:, -1] - along[:, 0], 0.0, None)
 
 
 def lane_keeping(ego: EgoFrames, areas: EgoAreas, mq: MapQueries, cfg: ScorerConfig, dt: float) -> np.ndarray:
-    _, dist = mq.project(ego.centre)
-    exceed = dist > cfg.lane_keeping_deviation_limit
+    """LK from the ego centres (see `lane_keeping_from`)."""
+    return lane_keeping_from(mq.project(ego.centre)[1], areas, cfg, dt)
+
+
+def lane_keeping_from(dist: np.ndarray, areas: EgoAreas, cfg: ScorerConfig, dt: float) -> np.ndarray:
+    """0 where the centre stays more than the deviation limit off the centreline for the horizon window in a row.
+
+    dist: each centre's distance (K, T) to the centreline. Steps with the centre in an intersection neither count
+    nor reset the run (they hold it), as the official per-step counter does; the run length is computed for all
+    steps at once from cumulative counts.
+    """
+    skip = areas.centre_in_intersection
+    exceed = (dist > cfg.lane_keeping_deviation_limit) & ~skip
+    reset = ~(dist > cfg.lane_keeping_deviation_limit) & ~skip
     required = int(np.ceil(cfg.lane_keeping_horizon_window / dt))
-    count = np.zeros(dist.shape[0], dtype=np.int64)
-    failed = np.zeros(dist.shape[0], dtype=bool)
-    for t in range(dist.shape[1]):
-        skip = areas.centre_in_intersection[:, t]
-        count = np.where(skip, count, np.where(exceed[:, t], count + 1, 0))
-        failed |= count >= required
+    counted = np.cumsum(exceed, axis=1)
+    at_reset = np.maximum.accumulate(np.where(reset, counted, 0), axis=1)
+    failed = ((counted - at_reset) >= required).any(axis=1)
     return np.where(failed, 0.0, 1.0)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from navsim_eval.boxes import centre_boxes
+from agent.boxes import centre_boxes
 from sim.scene import AG_HEADING, AG_VX, AG_VY, AG_X, AG_Y, AgentType, Scene, TrafficLightState
 
 logger = logging.getLogger(__name__)
@@ -106,27 +106,42 @@ def interpolate_tracks(
     that state everywhere. Returns states, present mask and the speed at the first valid sample.
     """
     a, s, _ = states.shape
-    out = np.zeros((a, len(query), 5))
-    present = np.zeros((a, len(query)), dtype=bool)
+    q_n = len(query)
+    out = np.zeros((a, q_n, 5))
+    present = np.zeros((a, q_n), dtype=bool)
     first_speed = np.zeros(a)
-    for i in range(a):
-        v = np.flatnonzero(valid[i])
-        if v.size == 0:
-            continue
-        st = states[i, v].copy()
-        first_speed[i] = float(np.hypot(st[0, 3], st[0, 4]))
-        if v.size == 1:
-            out[i] = st[0]
-            present[i] = True
-            continue
-        t = times[v]
-        st[:, 2] = np.unwrap(st[:, 2])
-        inside = (query >= t[0] - 1e-9) & (query <= t[-1] + 1e-9)
-        q = query[inside]
-        for c in range(5):
-            out[i, inside, c] = np.interp(q, t, st[:, c])
-        out[i, inside, 2] = np.arctan2(np.sin(out[i, inside, 2]), np.cos(out[i, inside, 2]))
-        present[i] = inside
+    count = valid.sum(axis=1)
+    if a == 0 or not count.any():
+        return out, present, first_speed
+    rows = np.arange(a)[:, None]
+    pos = np.arange(s)
+    last_valid = np.maximum.accumulate(np.where(valid, pos, -1), axis=1)  # last valid sample <= each position
+    next_valid = np.minimum.accumulate(np.where(valid, pos, s)[:, ::-1], axis=1)[:, ::-1]  # first valid >= it
+    # samples filled from their valid neighbours: unwrapping them equals unwrapping the valid samples alone
+    filled = states[rows, np.where(last_valid >= 0, last_valid, next_valid).clip(0, s - 1)]
+    filled[..., 2] = np.unwrap(filled[..., 2], axis=1)
+    first = np.argmax(valid, axis=1)
+    first_speed = np.where(count > 0, np.hypot(filled[np.arange(a), first, 3], filled[np.arange(a), first, 4]), 0.0)
+    # np.interp over each track's valid samples: the bracketing valid samples L <= q <= R
+    lo = np.clip(np.searchsorted(times, query, side="right") - 1, 0, s - 1)
+    hi = np.clip(np.searchsorted(times, query, side="left"), 0, s - 1)
+    left, right = last_valid[:, lo], next_valid[:, hi]  # (A, Q)
+    left = np.where(left < 0, right, left)  # before the first sample: clamp
+    right = np.where(right >= s, left, right)  # after the last: clamp
+    left, right = left.clip(0, s - 1), right.clip(0, s - 1)  # tracks with no sample (never present)
+    fl, fr = filled[rows, left], filled[rows, right]
+    tl, tr = times[left], times[right]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = (fr - fl) / (tr - tl)[..., None]
+        interp = np.where((left == right)[..., None], fl, slope * (query[None, :, None] - tl[..., None]) + fl)
+    interp[..., 2] = np.arctan2(np.sin(interp[..., 2]), np.cos(interp[..., 2]))
+    last = s - 1 - np.argmax(valid[:, ::-1], axis=1)
+    t_first, t_last = times[first][:, None], times[last][:, None]
+    present = (count[:, None] > 1) & (query[None] >= t_first - 1e-9) & (query[None] <= t_last + 1e-9)
+    out[present] = interp[present]
+    single = count == 1  # a single sample: held everywhere, as recorded
+    out[single] = states[np.flatnonzero(single), first[single]][:, None, :]
+    present[single] = True
     return out, present, first_speed
 
 
@@ -171,12 +186,17 @@ def build_observation(scene: Scene, num_steps: int = 41, dt: float = 0.1, two_hz
 
 def ego_footprint_overlaps(obs: Observation, ego_corners: np.ndarray, step: int = 0) -> np.ndarray:
     """Tracks (A,) whose box at `step` touches the ego box (4, 2): log replay drops them for the whole horizon."""
-    from navsim_eval.boxes import boxes_overlap
+    from agent.boxes import boxes_overlap
 
     if len(obs.ids) == 0:
         return np.zeros(0, dtype=bool)
-    c = obs.corners()
-    c = c[..., step, :, :] if c.ndim == 4 else c[0, :, step]
-    hit = boxes_overlap(c, np.broadcast_to(ego_corners, c.shape))
+    st = obs.states[:, step] if obs.states.ndim == 3 else obs.states[0, :, step]  # (A, 5) at `step` only
+    c = centre_boxes(st, obs.sizes[:, 0], obs.sizes[:, 1])
+    # broad phase: only boxes whose axis-aligned extents meet the ego's (1 mm margin) get the separating-axis test
+    lo, hi = ego_corners.min(axis=0) - 1e-3, ego_corners.max(axis=0) + 1e-3
+    near = np.flatnonzero(((c.max(axis=1) >= lo) & (c.min(axis=1) <= hi)).all(axis=-1))
+    hit = np.zeros(len(c), dtype=bool)
+    if near.size:
+        hit[near] = boxes_overlap(c[near], np.broadcast_to(ego_corners, c[near].shape))
     pres = obs.present[..., step] if obs.present.ndim == 2 else obs.present[0, :, step]
     return hit & pres

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-from navsim_eval.boxes import centre_boxes, corners
+from agent.boxes import centre_boxes, corners
 from navsim_eval.config import EpdmsConfig, PDMClosedConfig
 from navsim_eval.mapquery import DiscretePath, MapQueries, ego_box_centre
 from navsim_eval.observation import Observation

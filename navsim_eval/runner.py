@@ -96,42 +96,78 @@ def check_plan(token: str, plan, num_poses: int = 8) -> np.ndarray:
     return arr
 
 
-# one scene index per worker process (built on first use, reading file names only)
+# one token index per worker process and folder (built on first use, reading file names only)
 _INDEX: dict[str, object] = {}
 
 
-def _scene(scenes: str, token: str):
+def _index(source: str):
+    from navsim_eval.metric_cache import MetricCacheIndex
     from navsim_eval.sceneindex import SceneIndex
 
-    index = _INDEX.get(scenes)
+    index = _INDEX.get(source)
     if index is None:
-        index = _INDEX[scenes] = SceneIndex(Path(scenes))
+        index = MetricCacheIndex(source) if MetricCacheIndex.holds_caches(source) else SceneIndex(Path(source))
+        _INDEX[source] = index
+    return index
+
+
+def _scene(scenes: str, token: str):
     try:
-        return index.load(token)
+        return _index(scenes).load(token)
     except (KeyError, OSError, ValueError) as exc:
         raise InputError(f"token {token}: {exc}") from exc
 
 
+def token_cache(source: str, token: str, config: EpdmsConfig):
+    """The token's input from a folder of scenes or of NAVSIM metric caches; bad input is an `InputError`.
+
+    A metric cache becomes its `SceneCache` here (the conversion reads input); a scene is returned checked, and the
+    caller builds its cache (the reference planner runs there, so its failure is the scorer's). A metric cache that
+    cannot be read or converted (truncated, not a cache, missing fields) is the token's bad input; missing devkits
+    (ImportError) are not: they fail the run.
+    """
+    import lzma
+    import pickle
+
+    from navsim_eval.cache import check_scene
+    from navsim_eval.metric_cache import MetricCacheIndex, cache_from_metric_cache
+
+    if isinstance(_index(source), MetricCacheIndex):
+        try:
+            metric_cache = _index(source).load(token)
+        except (KeyError, OSError, ValueError, EOFError, pickle.UnpicklingError, lzma.LZMAError) as exc:
+            raise InputError(f"token {token}: unreadable metric cache: {exc}") from exc
+        try:
+            return cache_from_metric_cache(metric_cache, config, token)
+        except (AttributeError, TypeError, ValueError, IndexError) as exc:
+            raise InputError(f"token {token}: malformed metric cache: {exc}") from exc
+    scene = _scene(source, token)
+    try:
+        check_scene(scene)
+    except (TypeError, ValueError) as exc:
+        raise InputError(str(exc)) from exc
+    return scene
+
+
 def score_token(scenes: str, token: str, plan, stage: int, config: EpdmsConfig) -> TokenRecord:
-    """Score one token (never raises: the failure is recorded, internal or not)."""
-    from navsim_eval.api import score_proposals
-    from navsim_eval.cache import SceneCache, check_scene
+    """Score one token (never raises: the failure is recorded, internal or not; missing devkits raise)."""
+    from navsim_eval.api import score_cache
+    from navsim_eval.cache import SceneCache
 
     t0 = time.perf_counter()
     rec = TokenRecord(token, stage)
     try:
         arr = check_plan(token, plan)
-        scene = _scene(scenes, token)
-        try:
-            check_scene(scene)
-        except (TypeError, ValueError) as exc:
-            raise InputError(str(exc)) from exc
+        source = token_cache(scenes, token, config)
     except InputError as exc:
         rec.error = str(exc)
         rec.seconds = time.perf_counter() - t0
         return rec
     try:
-        res = score_proposals(scene, arr[None], config, stage_one=(stage == 1), cache=SceneCache.build(scene, config))
+        cache = source if isinstance(source, SceneCache) else SceneCache.build(source, config)
+        # a metric cache's own scene type decides the human filter, as in `pdm_score`; a scene's stage from the mapping
+        stage_one = None if cache.scene is None else (stage == 1)
+        res = score_cache(cache, arr[None], stage_one=stage_one)
         rec.table, rec.states = res.table[0].copy(), res.states[0].copy()
         rec.end_point, rec.start_pose, rec.centre_offset = res.end_points[0], res.start_pose, res.centre_offset
     except Exception:  # a scorer exception on valid input is a bug: keep the whole traceback

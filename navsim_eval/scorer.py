@@ -45,17 +45,19 @@ def score_states(
     """Score simulated states (K, T, 11) against an observation (tracks may carry a K axis)."""
     ego = metrics.EgoFrames.from_states(states, params)
     areas = metrics.ego_areas(ego, mq)
+    # one projection of every centre onto the centreline serves EP (first and last) and LK (all)
+    along, off = mq.project(ego.centre if not multiplicative_only else ego.centre[:, [0, -1]])
     out = FrameScores(
         nc=metrics.no_at_fault_collisions(ego, areas, obs, cfg, params),
         dac=metrics.drivable_area_compliance(areas),
         ddc=metrics.driving_direction_compliance(ego, areas, cfg, dt),
         tlc=metrics.traffic_light_compliance(ego, obs),
-        progress=metrics.progress_raw(ego, mq),
+        progress=metrics.progress_from(along),
     )
     if multiplicative_only:
         return out
     out.ttc = metrics.time_to_collision(ego, areas, obs, cfg, params, dt)
-    out.lk = metrics.lane_keeping(ego, areas, mq, cfg, dt)
+    out.lk = metrics.lane_keeping_from(off, areas, cfg, dt)
     out.hc = history_comfort(states, history, cfg, params.rear_axle_to_center)
     return out
 

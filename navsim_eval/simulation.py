@@ -15,6 +15,7 @@ import numpy as np
 
 from agent import geometry
 from navsim_eval.config import BicycleConfig, LQRConfig, SimulationConfig
+from navsim_eval.jit import njit
 from sim.scene import EGO_AX, EGO_AY, EGO_HEADING, EGO_VX, EGO_VY, EGO_X, EGO_Y, EgoParams, Scene
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,33 @@ def interpolate_plans(plans: np.ndarray, origin: np.ndarray, config: SimulationC
     return out[:, : cfg.num_poses + 1]
 
 
+@njit
+def _bicycle_row(s, accel_cmd, steer_rate_cmd, dt, wheelbase, accel_tc, steer_tc, max_steer, out):
+    """One Euler step of one state row `s` (11,) into `out` (11,) (see `KinematicBicycle.propagate`)."""
+    accel = s[S_AX]
+    steer = s[S_STEER]
+    new_accel = dt / (dt + accel_tc) * (accel_cmd - accel) + accel
+    ideal_steer = dt * steer_rate_cmd + steer
+    new_steer_lagged = dt / (dt + steer_tc) * (ideal_steer - steer) + steer
+    new_steer_rate = (new_steer_lagged - steer) / dt
+    v = s[S_VX]
+    heading = s[S_HEADING]
+    for c in range(STATE_DIM):
+        out[c] = s[c]
+    out[S_X] = s[S_X] + v * np.cos(heading) * dt
+    out[S_Y] = s[S_Y] + v * np.sin(heading) * dt
+    h = heading + v * np.tan(steer) / wheelbase * dt
+    out[S_HEADING] = np.arctan2(np.sin(h), np.cos(h))
+    out[S_VX] = v + new_accel * dt
+    out[S_VY] = 0.0
+    out[S_STEER] = min(max(steer + new_steer_rate * dt, -max_steer), max_steer)
+    out[S_YAW_RATE] = out[S_VX] * np.tan(out[S_STEER]) / wheelbase
+    out[S_AX] = new_accel
+    out[S_AY] = 0.0
+    out[S_YAW_ACCEL] = (out[S_YAW_RATE] - s[S_YAW_RATE]) / dt
+    out[S_STEER_RATE] = new_steer_rate
+
+
 class KinematicBicycle:
     """Batched kinematic bicycle (rear-axle reference) with first-order accel and steering lags."""
 
@@ -69,29 +97,16 @@ class KinematicBicycle:
         self.wheelbase = float(wheelbase)
         self.config = config or BicycleConfig()
 
+    def params(self) -> tuple[float, float, float, float]:
+        c = self.config
+        return self.wheelbase, c.accel_time_constant, c.steering_angle_time_constant, c.max_steering_angle
+
     def propagate(self, states: np.ndarray, accel_cmd: np.ndarray, steer_rate_cmd: np.ndarray, dt: float) -> np.ndarray:
         """One Euler step of (K, 11) states under (K,) acceleration and steering-rate commands."""
-        c = self.config
-        accel = states[:, S_AX]
-        steer = states[:, S_STEER]
-        new_accel = dt / (dt + c.accel_time_constant) * (accel_cmd - accel) + accel
-        ideal_steer = dt * steer_rate_cmd + steer
-        new_steer_lagged = dt / (dt + c.steering_angle_time_constant) * (ideal_steer - steer) + steer
-        new_steer_rate = (new_steer_lagged - steer) / dt
-        v = states[:, S_VX]
-        heading = states[:, S_HEADING]
-        out = states.copy()
-        out[:, S_X] = states[:, S_X] + v * np.cos(heading) * dt
-        out[:, S_Y] = states[:, S_Y] + v * np.sin(heading) * dt
-        out[:, S_HEADING] = _wrap(heading + v * np.tan(steer) / self.wheelbase * dt)
-        out[:, S_VX] = v + new_accel * dt
-        out[:, S_VY] = 0.0
-        out[:, S_STEER] = np.clip(steer + new_steer_rate * dt, -c.max_steering_angle, c.max_steering_angle)
-        out[:, S_YAW_RATE] = out[:, S_VX] * np.tan(out[:, S_STEER]) / self.wheelbase
-        out[:, S_AX] = new_accel
-        out[:, S_AY] = 0.0
-        out[:, S_YAW_ACCEL] = (out[:, S_YAW_RATE] - states[:, S_YAW_RATE]) / dt
-        out[:, S_STEER_RATE] = new_steer_rate
+        states = np.ascontiguousarray(states, dtype=np.float64)
+        out = np.empty_like(states)
+        for i in range(len(states)):
+            _bicycle_row(states[i], float(accel_cmd[i]), float(steer_rate_cmd[i]), dt, *self.params(), out[i])
         return out
 
 
@@ -165,6 +180,7 @@ def fit_velocity_curvature(poses: np.ndarray, dt: float, cfg: LQRConfig) -> tupl
     return velocity, curvature
 
 
+@njit
 def _solve_tridiagonal(diag: np.ndarray, off: float, rhs: np.ndarray) -> np.ndarray:
     """Thomas algorithm, batched over rows: symmetric tridiagonal systems with constant off-diagonal `off`."""
     k, m = diag.shape
@@ -183,12 +199,107 @@ def _solve_tridiagonal(diag: np.ndarray, off: float, rhs: np.ndarray) -> np.ndar
     return x
 
 
+@njit
+def _lqr_row(s, ref, vel, curv, step, dt, wheelbase, lqr):
+    """Acceleration and steering-rate commands of one state row `s` (11,) at iteration `step`.
+
+    `ref` (M+1, 3) are the row's reference poses, `vel` and `curv` (M,) its fitted profiles. The longitudinal part is
+    the one-step LQR towards the speed `h` steps ahead (a P controller when both speeds are below `v_stop`). The
+    lateral part composes the linear time-varying dynamics M_i = I + a_i e01 + b_i e12 over the horizon in closed form
+    (products of upper unitriangular matrices): a_i = v_i dt, b_i = v_i dt / wheelbase, input dt e2, affine term
+    -a_i kappa_i e1, where v_i follows the longitudinal command. `lqr` is `LQRTracker.params()`.
+    """
+    q_lon, r_lon, q0, q1, q2, r_lat, h_f, kp, v_stop = lqr
+    h = int(h_f)
+    ex = s[S_X] - ref[step, 0]
+    ey = s[S_Y] - ref[step, 1]
+    rh = ref[step, 2]
+    lat_err = -ex * np.sin(rh) + ey * np.cos(rh)
+    dh = s[S_HEADING] - rh
+    head_err = np.arctan2(np.sin(dh), np.cos(dh))
+    v0 = s[S_VX]
+    n_vel = vel.shape[0]
+    ref_idx = min(step + h, n_vel - 1)
+    v_ref = vel[ref_idx]
+    stop = v_ref <= v_stop and v0 <= v_stop
+    b_lon = h * dt
+    if stop:
+        accel = -kp * (v0 - v_ref)
+    else:
+        accel = -1.0 / (b_lon * q_lon * b_lon + r_lon) * b_lon * q_lon * (v0 - v_ref)
+    # backwards over the horizon: suffix sums over l > i (the matrices applied after step i)
+    a_after = 0.0  # sum_{l > i} a_l
+    b_after = 0.0  # sum_{l > i} b_l
+    ab_after = 0.0  # sum_{l > m > i} a_l b_m
+    sum_ab_after = 0.0
+    sum_b_after = 0.0
+    g0 = 0.0
+    g1 = 0.0
+    for i in range(h - 1, -1, -1):
+        a_i = (v0 + i * dt * accel) * dt
+        b_i = a_i / wheelbase
+        kappa = curv[step + i] if step + i < ref_idx else curv[ref_idx]
+        aff = -a_i * kappa
+        g0 += aff * a_after
+        g1 += aff
+        sum_ab_after += ab_after
+        sum_b_after += b_after
+        ab_after += b_i * a_after
+        a_after += a_i
+        b_after += b_i
+    a01, a12, a02 = a_after, b_after, ab_after
+    steer0 = s[S_STEER]
+    e0 = lat_err + a01 * head_err + a02 * steer0 + g0
+    e1 = head_err + a12 * steer0 + g1
+    e1 = np.arctan2(np.sin(e1), np.cos(e1))
+    e2 = np.arctan2(np.sin(steer0), np.cos(steer0))
+    bb0, bb1, bb2 = dt * sum_ab_after, dt * sum_b_after, dt * h
+    steer_rate = -(bb0 * q0 * e0 + bb1 * q1 * e1 + bb2 * q2 * e2) / (
+        bb0 * q0 * bb0 + bb1 * q1 * bb1 + bb2 * q2 * bb2 + r_lat
+    )
+    if stop:
+        steer_rate = 0.0
+    return accel, steer_rate
+
+
+@njit
+def _closed_loop(reference, velocity, curvature, init, dt, lqr_params, bicycle_params):
+    """Track every row of `reference` (K, M+1, 3) from `init` (K, 11): states (K, M+1, 11)."""
+    k, n = reference.shape[0], reference.shape[1]
+    wheelbase, accel_tc, steer_tc, max_steer = bicycle_params
+    out = np.empty((k, n, STATE_DIM))
+    for r in range(k):
+        for c in range(STATE_DIM):
+            out[r, 0, c] = init[r, c]
+        for t in range(1, n):
+            accel, steer_rate = _lqr_row(
+                out[r, t - 1], reference[r], velocity[r], curvature[r], t - 1, dt, wheelbase, lqr_params
+            )
+            _bicycle_row(out[r, t - 1], accel, steer_rate, dt, wheelbase, accel_tc, steer_tc, max_steer, out[r, t])
+    return out
+
+
 class LQRTracker:
     """nuPlan's decoupled LQR tracker, batched: one-step longitudinal LQR and a 10-step lateral LQR."""
 
     def __init__(self, wheelbase: float = EgoParams().wheelbase, config: LQRConfig | None = None) -> None:
         self.wheelbase = float(wheelbase)
         self.config = config or LQRConfig()
+
+    def params(self) -> tuple[float, ...]:
+        c = self.config
+        q = c.q_lateral
+        return (
+            c.q_longitudinal,
+            c.r_longitudinal,
+            float(q[0]),
+            float(q[1]),
+            float(q[2]),
+            c.r_lateral,
+            float(c.tracking_horizon),
+            c.stopping_proportional_gain,
+            c.stopping_velocity,
+        )
 
     def commands(
         self,
@@ -200,51 +311,12 @@ class LQRTracker:
         dt: float,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Acceleration and steering-rate commands (K,) at iteration `step` for current states (K, 11)."""
-        c = self.config
-        h = c.tracking_horizon
-        ref = reference[:, step]
-        ex = states[:, S_X] - ref[:, 0]
-        ey = states[:, S_Y] - ref[:, 1]
-        sh, ch = np.sin(ref[:, 2]), np.cos(ref[:, 2])
-        lat_err = -ex * sh + ey * ch
-        head_err = _wrap(states[:, S_HEADING] - ref[:, 2])
-        v0 = states[:, S_VX]
-        n_vel = velocity.shape[1]
-        ref_idx = min(step + h, n_vel - 1)
-        v_ref = velocity[:, ref_idx]
-        length = ref_idx - step
-        kappa = np.empty((len(states), h))
-        kappa[:, :length] = curvature[:, step:ref_idx]
-        if length < h:
-            kappa[:, length:] = curvature[:, ref_idx, None]
-        stop = (v_ref <= c.stopping_velocity) & (v0 <= c.stopping_velocity)
-        b_lon = h * dt
-        accel = -1.0 / (b_lon * c.q_longitudinal * b_lon + c.r_longitudinal) * b_lon * c.q_longitudinal * (v0 - v_ref)
-        accel = np.where(stop, -c.stopping_proportional_gain * (v0 - v_ref), accel)
-        # lateral: compose the linear time-varying dynamics M_i = I + a_i e01 + b_i e12 over the horizon in closed
-        # form (products of upper unitriangular matrices): a_i = v_i dt, b_i = v_i dt / wheelbase, input dt e2,
-        # affine term -a_i kappa_i e1
-        vel_prof = v0[:, None] + np.arange(h)[None] * dt * accel[:, None]
-        a_s = vel_prof * dt
-        b_s = a_s / self.wheelbase
-        # suffix sums over l > i (matrices applied after step i)
-        a_after = np.cumsum(a_s[:, ::-1], axis=1)[:, ::-1] - a_s
-        b_after = np.cumsum(b_s[:, ::-1], axis=1)[:, ::-1] - b_s
-        # sum_{l > m > i} a_l b_m = sum_{m > i} b_m * a_after[m]
-        ab = b_s * a_after
-        ab_after = np.cumsum(ab[:, ::-1], axis=1)[:, ::-1] - ab
-        a01, a12 = a_s.sum(axis=1), b_s.sum(axis=1)
-        a02 = ab.sum(axis=1)
-        b = dt * np.stack([ab_after.sum(axis=1), b_after.sum(axis=1), np.full(len(states), float(h))], axis=1)
-        aff = -a_s * kappa
-        g = np.stack([(aff * a_after).sum(axis=1), aff.sum(axis=1), np.zeros(len(states))], axis=1)
-        steer0 = states[:, S_STEER]
-        err = np.stack([lat_err + a01 * head_err + a02 * steer0, head_err + a12 * steer0, steer0], axis=1) + g
-        err[:, 1:] = _wrap(err[:, 1:])
-        q = np.asarray(c.q_lateral)
-        bq = b * q[None]
-        steer_rate = -np.sum(bq * err, axis=1) / (np.sum(bq * b, axis=1) + c.r_lateral)
-        steer_rate = np.where(stop, 0.0, steer_rate)
+        lqr = self.params()
+        states = np.ascontiguousarray(states, dtype=np.float64)
+        accel, steer_rate = np.empty(len(states)), np.empty(len(states))
+        for i in range(len(states)):
+            rows = (np.ascontiguousarray(a[i], dtype=np.float64) for a in (reference, velocity, curvature))
+            accel[i], steer_rate[i] = _lqr_row(states[i], *rows, step, dt, self.wheelbase, lqr)
         return accel, steer_rate
 
 
@@ -256,21 +328,24 @@ def simulate(
 ) -> np.ndarray:
     """Track global reference poses (K, M+1, 3) from one initial state (11,) or (K, 11); returns (K, M+1, 11)."""
     cfg = config or SimulationConfig()
-    reference = np.asarray(reference, dtype=np.float64)
+    reference = np.ascontiguousarray(reference, dtype=np.float64)
     if reference.ndim != 3 or reference.shape[-1] != 3 or reference.shape[1] < 3:
         raise ValueError(f"reference must have shape (K, M+1>=3, 3), got {reference.shape}")
-    k, n, _ = reference.shape
-    init = np.broadcast_to(np.asarray(initial_state, dtype=np.float64), (k, STATE_DIM))
+    k = reference.shape[0]
+    init = np.ascontiguousarray(np.broadcast_to(np.asarray(initial_state, dtype=np.float64), (k, STATE_DIM)))
     dt = cfg.interval
     velocity, curvature = fit_velocity_curvature(reference, dt, cfg.lqr)
     tracker = LQRTracker(wheelbase, cfg.lqr)
     model = KinematicBicycle(wheelbase, cfg.bicycle)
-    out = np.empty((k, n, STATE_DIM))
-    out[:, 0] = init
-    for t in range(1, n):
-        accel, steer_rate = tracker.commands(t - 1, out[:, t - 1], reference, velocity, curvature, dt)
-        out[:, t] = model.propagate(out[:, t - 1], accel, steer_rate, dt)
-    return out
+    return _closed_loop(
+        reference,
+        np.ascontiguousarray(velocity),
+        np.ascontiguousarray(curvature),
+        init,
+        float(dt),
+        tracker.params(),
+        model.params(),
+    )
 
 
 def simulate_plans(

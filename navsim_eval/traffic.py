@@ -19,7 +19,7 @@ import numpy as np
 import shapely
 from shapely.geometry import LineString
 
-from navsim_eval.boxes import corners
+from agent.boxes import corners
 from navsim_eval.config import IDMTrafficConfig
 from navsim_eval.observation import Observation, ego_footprint_overlaps
 from navsim_eval.simulation import S_HEADING, S_VX, S_X, S_Y

@@ -22,6 +22,7 @@ from shapely import STRtree
 from shapely.geometry import Polygon
 
 from agent import geometry
+from agent.boxes import box_corners
 from agent.vehicles import (
     PACIFICA_FRONT_LENGTH,
     PACIFICA_HEIGHT,
@@ -340,21 +341,6 @@ class Agents:
         if st.ndim == 3:
             half_l, half_w = half_l[:, None], half_w[:, None]
         return box_corners(st[..., AG_X], st[..., AG_Y], st[..., AG_HEADING], half_l * 2, half_w * 2)
-
-
-def box_corners(x, y, heading, length, width) -> np.ndarray:
-    """Corners (..., 4, 2) of oriented boxes centred at (x, y): front-left, rear-left, rear-right, front-right."""
-    x, y, heading, length, width = np.broadcast_arrays(
-        *(np.asarray(v, dtype=np.float64) for v in (x, y, heading, length, width))
-    )
-    c, s = np.cos(heading), np.sin(heading)
-    hl, hw = length / 2, width / 2
-    local = np.array([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]])
-    dx = local[:, 0] * hl[..., None]
-    dy = local[:, 1] * hw[..., None]
-    cx = x[..., None] + dx * c[..., None] - dy * s[..., None]
-    cy = y[..., None] + dx * s[..., None] + dy * c[..., None]
-    return np.stack([cx, cy], axis=-1)
 
 
 @dataclass

@@ -112,11 +112,14 @@ def _cmd_rwm_labels(args: argparse.Namespace) -> int:
 
 
 def _cmd_rwm(args: argparse.Namespace) -> int:
+    from training.config import RWMTrainConfig
     from training.rwm import evaluate_rwm, train_rwm
 
     cfg = train_config(args)
+    objective = {"epdms_weight": args.epdms_weight, "rank_weight": args.rank_weight}
+    rwm_cfg = load_config(RWMTrainConfig, dict(objective, rank_temperature=args.rank_temperature))
     summary = train_rwm(
-        args.data, args.labels, args.checkpoint, args.out, cfg, not args.no_resume, not args.no_progress
+        args.data, args.labels, args.checkpoint, args.out, cfg, not args.no_resume, not args.no_progress, rwm_cfg
     )
     if args.eval_data and args.eval_labels:
         summary["heldout"] = evaluate_rwm(summary["checkpoint"], args.eval_data, args.eval_labels, Path(args.out))
@@ -205,6 +208,9 @@ def register(subparsers) -> None:
     r.add_argument("--out", required=True)
     r.add_argument("--eval-data")
     r.add_argument("--eval-labels")
+    r.add_argument("--epdms-weight", type=float, default=4.0, help="weight of the MSE on the predicted EPDMS")
+    r.add_argument("--rank-weight", type=float, default=1.0, help="weight of the listwise ranking loss")
+    r.add_argument("--rank-temperature", type=float, default=0.1)
     _train_flags(r, 200, 8, 1e-3)
     r.set_defaults(func=_cmd_rwm)
 

@@ -139,6 +139,25 @@ class RWMLabelConfig:
 
 
 @dataclass(frozen=True)
+class RWMTrainConfig:
+    """Reward-model objective on top of the model's per-metric `rwm_loss`: the ranking the RWM is used for.
+
+    The per-metric loss alone fits each sub-score but not the product that ranks candidates (EPDMS multiplies four
+    gates with a weighted mean), so two terms on the predicted EPDMS itself are added: `epdms_weight` x MSE against
+    the exact EPDMS, and `rank_weight` x a listwise loss (cross-entropy between softmax(true / T) and
+    softmax(pred / T) over each sample's candidates, T = `rank_temperature`), which is what the selection and the
+    GRPO advantages read. Zero weights give the per-metric loss only (the model's own recipe)."""
+
+    epdms_weight: float = 4.0
+    rank_weight: float = 1.0
+    rank_temperature: float = 0.1
+
+    def __post_init__(self) -> None:
+        require_non_negative("RWMTrainConfig", epdms_weight=self.epdms_weight, rank_weight=self.rank_weight)
+        require_positive("RWMTrainConfig", rank_temperature=self.rank_temperature)
+
+
+@dataclass(frozen=True)
 class RLConfig:
     """GRPO over the stochastic DDIM chain of the truncated-diffusion planner."""
 
@@ -164,4 +183,4 @@ class RLConfig:
             raise ValueError("RLConfig.start_timestep must be at least denoise_steps")
 
 
-__all__ = ["SPLIT_SEEDS", "DataConfig", "OptimConfig", "RLConfig", "RWMLabelConfig", "TrainConfig"]
+__all__ = ["SPLIT_SEEDS", "DataConfig", "OptimConfig", "RLConfig", "RWMLabelConfig", "RWMTrainConfig", "TrainConfig"]

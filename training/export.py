@@ -1,8 +1,10 @@
 """Ship a trained checkpoint: copy it into `weights/` and record how it was made in `weights/manifest.json`.
 
 The manifest entry holds the sha256 and size, the resolved model config, the data splits' seed ranges and scores,
-the exact commands with their wall times (`commands.tsv` written by scripts/reproduce_weights.sh), the machine, the
-benchmark and RWM figures when the run has them, and what full-size training needs.
+the exact commands with their wall times (`commands.tsv` written by scripts/reproduce_weights.sh), the pipeline's
+elapsed wall time (`pipeline.tsv`; stages that ran at the same time overlap, so it is less than the sum) and the load
+average sampled while it ran (`load.tsv`; the machine is shared), the machine, the benchmark and RWM figures when
+the run has them, and what full-size training needs.
 """
 
 from __future__ import annotations
@@ -39,6 +41,34 @@ def _commands(run: Path) -> list[dict]:
     return rows
 
 
+def _elapsed(run: Path) -> int | None:
+    """Wall time of the whole pipeline from its first start (stages that ran at the same time counted once)."""
+    path = run / "pipeline.tsv"
+    if not path.is_file():
+        return None
+    rows = [line.split("\t") for line in path.read_text().splitlines() if line.strip()]
+    return int(rows[-1][1]) if rows else None
+
+
+def _load(run: Path) -> dict | None:
+    """The machine's 1-minute load average over the run (`load.tsv`: ISO time, then /proc/loadavg's first fields)."""
+    path = run / "load.tsv"
+    if not path.is_file():
+        return None
+    rows = [line.split("\t") for line in path.read_text().splitlines() if line.strip()]
+    loads = [float(r[1].split()[0]) for r in rows]
+    if not loads:
+        return None
+    return {
+        "samples": len(loads),
+        "first": rows[0][0],
+        "last": rows[-1][0],
+        "mean_1min": round(sum(loads) / len(loads), 2),
+        "min_1min": min(loads),
+        "max_1min": max(loads),
+    }
+
+
 def _json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
@@ -63,7 +93,9 @@ def export_weights(run: str | Path, checkpoint: str | Path, out: str | Path, pro
         "config": json.loads(meta["config"]),
         "data": data,
         "commands": commands,
-        "wall_s_total": sum(c["wall_s"] for c in commands),
+        "wall_s_stages_sum": sum(c["wall_s"] for c in commands),
+        "wall_s_elapsed": _elapsed(run),
+        "load_average": _load(run),
         "machine": {
             "platform": platform.platform(),
             "cpus": os.cpu_count(),

@@ -9,7 +9,8 @@ log-densities (DiffusionDriveV2). For each scene G = groups x K chains start fro
 scene's group (GRPO). The loss is the PPO clipped surrogate per denoising step, weighted by
 `step_discount ** (steps - 1 - i)` (ReCogDrive), plus `bc_weight` x the imitation loss (behaviour cloning keeps the
 policy near the expert; ReCogDrive's users needed it to stop EP gaming from collapsing comfort). The perception trunk
-and the RWM are frozen: only the planner moves. With `ppo_epochs` > 1 a rollout is reused for that many optimiser
+and the RWM are frozen and run in eval mode (inference BatchNorm statistics, what the RWM was trained on): only the
+planner moves. With `ppo_epochs` > 1 a rollout is reused for that many optimiser
 steps, so the ratio departs from 1 and the clip acts; a run resumed mid-cycle re-rolls with the current policy.
 """
 
@@ -35,7 +36,7 @@ from training.dataset import ShardDataset, make_loader
 from training.features import cached_scene, scene_at
 from training.il import diffusion_inputs
 from training.loop import DistInfo, resolve_device, train_loop
-from training.rwm import scene_tokens
+from training.rwm import eval_except, scene_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -164,6 +165,7 @@ class GRPOStep:
         planner, cfg = model.planner, self.cfg
         ts = chain_timesteps(cfg.start_timestep, cfg.denoise_steps)
         reuse = self.cache is not None and step % cfg.ppo_epochs != 0 and self.cache["cycle"] == step // cfg.ppo_epochs
+        eval_except(model, "planner")  # the frozen trunk and RWM see inference-mode BatchNorm, as the RWM was trained
         if reuse:
             batch, scene, ro, adv, metrics = (self.cache[k] for k in ("batch", "scene", "rollout", "adv", "metrics"))
         else:

@@ -7,8 +7,10 @@ and a small rotation). EC needs the previous frame's simulated plan: the expert'
 same scenario, is that frame (what an agent that had followed the log would have done). The label table is the
 harness's nine sub-scores in `EPDMS_METRICS` order, unchanged.
 
-Training (`train_rwm`): the imitation trunk is frozen (the RWM reads its detached scene tokens anyway); only
-`model.rwm` learns, with the model's own `rwm_loss` (CE for NC/DDC, BCE for the Bernoulli metrics, MSE for EP).
+Training (`train_rwm`): the imitation trunk is frozen (the RWM reads its detached scene tokens anyway), so its outputs
+are computed once per labelled sample in eval mode (the BatchNorm statistics inference uses) and cached; only
+`model.rwm` learns, with the model's own `rwm_loss` (CE for NC/DDC, BCE for the Bernoulli metrics, MSE for EP) plus
+the ranking terms of `RWMTrainConfig` on the predicted EPDMS itself.
 Evaluation (`evaluate_rwm`): per scene Spearman correlation of predicted vs true EPDMS over its candidates, per-metric
 accuracy (NC/DDC 3-class, the Bernoulli ones at 0.5, EP within 0.1 and its MAE), and top-1 regret.
 """
@@ -30,8 +32,8 @@ from agent.model.irlvla import IRLVLA
 from agent.model.rwm import rwm_loss
 from irlvla.atomic import atomic_path, atomic_write_json
 from irlvla.configload import to_plain
-from training.config import RWMLabelConfig, TrainConfig
-from training.dataset import Collate, ShardDataset, _progress, make_loader
+from training.config import RWMLabelConfig, RWMTrainConfig, TrainConfig
+from training.dataset import Collate, ShardDataset, StepBatchSampler, _progress
 from training.features import cached_scene, scene_at
 from training.loop import DistInfo, resolve_device, train_loop
 
@@ -224,13 +226,6 @@ def rwm_predict(model: IRLVLA, batch: dict, trajectories: torch.Tensor) -> dict:
     return model.rwm(trajectories, out["bev"], scene_tokens(out))
 
 
-def rwm_step(net: torch.nn.Module, batch: dict, gen: torch.Generator, step: int):
-    model = net.module if hasattr(net, "module") else net
-    pred = rwm_predict(model, batch, batch["rwm_trajectories"])
-    loss, parts = rwm_loss(pred, batch["rwm_targets"], model.cfg.rwm)
-    return loss, {f"rwm_{k}": float(v.detach()) for k, v in parts.items()}
-
-
 def freeze_except(model: torch.nn.Module, trainable: str) -> list[torch.nn.Parameter]:
     params = []
     for name, p in model.named_parameters():
@@ -238,6 +233,84 @@ def freeze_except(model: torch.nn.Module, trainable: str) -> list[torch.nn.Param
         if p.requires_grad:
             params.append(p)
     return params
+
+
+def eval_except(model: torch.nn.Module, trainable: str) -> None:
+    """Frozen children in eval mode: their BatchNorm uses (and keeps) the running statistics, as at inference.
+
+    The shared loop puts the whole model in train mode; a frozen trunk left there would normalise with each batch's
+    statistics (features the policy never produces at run time) and drift its running statistics."""
+    for name, child in model.named_children():
+        child.train(name == trainable)
+
+
+@torch.no_grad()
+def perception_cache(model: IRLVLA, ds: LabelledDataset, batch_size: int = 8) -> dict[str, torch.Tensor]:
+    """The frozen trunk's outputs the RWM reads (BEV, scene tokens) for every labelled sample, in eval mode, once.
+
+    The trunk is frozen during reward training, so its outputs are a pure function of the sample: computing them
+    once instead of at every step makes a step cost the RWM head only (on 2 CPU cores ~100x cheaper)."""
+    was = model.training
+    model.eval()
+    collate = Collate(ds.model_cfg)
+    dev = next(model.parameters()).device
+    bev, tokens = [], []
+    for j in range(0, len(ds), batch_size):
+        batch = collate([ds.base[int(ds.keep[i])] for i in range(j, min(j + batch_size, len(ds)))])
+        out = model.perceive({k: v.to(dev) for k, v in batch.items()})
+        bev.append(out["bev"].cpu())
+        tokens.append(scene_tokens(out).cpu())
+    model.train(was)
+    return {"bev": torch.cat(bev), "scene": torch.cat(tokens)}
+
+
+class CachedRWMDataset(torch.utils.data.Dataset):
+    """Labelled samples as (cached BEV, scene tokens, candidates, sub-metric labels, exact EPDMS)."""
+
+    def __init__(self, ds: LabelledDataset, cache: dict[str, torch.Tensor]) -> None:
+        self.cache = cache
+        keep = ds.keep
+        self.cands = torch.from_numpy(ds.cands[keep]).float()
+        self.targets = torch.from_numpy(ds.targets[keep]).float()
+        self.epdms = torch.from_numpy(epdms_from_table(ds.targets[keep])).float()
+
+    def __len__(self) -> int:
+        return len(self.cands)
+
+    def shard_of(self, i: int) -> int:
+        return 0  # in memory: the epoch order is a plain shuffle
+
+    def __getitem__(self, i: int) -> dict:
+        return {
+            "bev": self.cache["bev"][i],
+            "scene": self.cache["scene"][i],
+            "rwm_trajectories": self.cands[i],
+            "rwm_targets": self.targets[i],
+            "rwm_epdms": self.epdms[i],
+        }
+
+
+def ranking_losses(pred_epdms: torch.Tensor, true_epdms: torch.Tensor, temperature: float) -> dict[str, torch.Tensor]:
+    """MSE of the predicted EPDMS and the listwise ranking loss over each sample's candidates (B, M)."""
+    target = torch.softmax(true_epdms / temperature, dim=-1)
+    listwise = -(target * torch.log_softmax(pred_epdms / temperature, dim=-1)).sum(-1).mean()
+    return {"epdms_mse": ((pred_epdms - true_epdms) ** 2).mean(), "listwise": listwise}
+
+
+class CachedRWMStep:
+    """Step function of the shared loop on cached trunk outputs: per-metric loss + the EPDMS ranking terms."""
+
+    def __init__(self, cfg: RWMTrainConfig) -> None:
+        self.cfg = cfg
+
+    def __call__(self, net: torch.nn.Module, batch: dict, gen: torch.Generator, step: int):
+        model = net.module if hasattr(net, "module") else net
+        pred = model.rwm(batch["rwm_trajectories"], batch["bev"], batch["scene"])
+        loss, parts = rwm_loss(pred, batch["rwm_targets"], model.cfg.rwm)
+        rank = ranking_losses(pred["epdms"], batch["rwm_epdms"], self.cfg.rank_temperature)
+        loss = loss + self.cfg.epdms_weight * rank["epdms_mse"] + self.cfg.rank_weight * rank["listwise"]
+        metrics = {f"rwm_{k}": float(v.detach()) for k, v in {**parts, **rank}.items()}
+        return loss, metrics
 
 
 def train_rwm(
@@ -248,21 +321,30 @@ def train_rwm(
     cfg: TrainConfig,
     resume: bool = True,
     progress: bool = True,
+    rwm_cfg: RWMTrainConfig | None = None,
 ) -> dict:
+    """Train `model.rwm` on exact labels with the imitation trunk frozen (its outputs cached once, eval mode; the
+    batches come from memory, so `cfg.num_workers` is not used)."""
     out = Path(out)
+    rwm_cfg = rwm_cfg or RWMTrainConfig()
     device = resolve_device(cfg.device)
     ds = LabelledDataset(data, labels)
     model = load_checkpoint(checkpoint).to(device)
     params = freeze_except(model, "rwm")
+    t0 = time.perf_counter()
+    cached = CachedRWMDataset(ds, perception_cache(model, ds))
+    cache_s = time.perf_counter() - t0
 
     def loader(start: int, d: DistInfo):
-        return make_loader(ds, cfg.batch_size, cfg.steps, cfg.seed, start, cfg.num_workers, d.rank, d.world)
+        sampler = StepBatchSampler(cached, cfg.batch_size, cfg.steps, cfg.seed, start, d.rank, d.world)
+        return torch.utils.data.DataLoader(cached, batch_sampler=sampler, num_workers=0)
 
-    final, summary = train_loop(model, params, loader, rwm_step, cfg, out, resume, progress, None, device)
+    final, summary = train_loop(model, params, loader, CachedRWMStep(rwm_cfg), cfg, out, resume, progress, None, device)
     for p in final.parameters():
         p.requires_grad_(True)
     path = save_checkpoint(final.cpu(), out / "model.safetensors", {"stage": "rwm", "init": checkpoint})
-    summary.update(checkpoint=str(path), config=to_plain(cfg), labels=str(labels))
+    summary.update(checkpoint=str(path), config=to_plain(cfg), rwm=to_plain(rwm_cfg), labels=str(labels))
+    summary.update(labelled_samples=len(cached), perception_cache_s=round(cache_s, 1))
     atomic_write_json(out / "summary.json", summary)
     return summary
 
@@ -322,14 +404,18 @@ def evaluate_rwm(checkpoint: str, data: str | Path, labels: str | Path, out: Pat
 
 
 __all__ = [
+    "CachedRWMDataset",
+    "CachedRWMStep",
     "LabelledDataset",
     "agreement",
+    "eval_except",
     "evaluate_rwm",
     "freeze_except",
     "generate_labels",
+    "perception_cache",
     "perturb_expert",
+    "ranking_losses",
     "rwm_predict",
-    "rwm_step",
     "scene_tokens",
     "train_rwm",
 ]

@@ -20,7 +20,7 @@ from shapely.geometry import LineString, Point
 
 from navsim_eval.crosscheck.metric_cache import require_navsim
 from navsim_eval.crosscheck.official_pdm_closed import SceneMapApi
-from navsim_eval.crosscheck.official_scorer import SUB_METRICS, OfficialScores
+from navsim_eval.crosscheck.official_scorer import OfficialScores, official_score
 from sim.scene import Scene
 
 logger = logging.getLogger(__name__)
@@ -135,29 +135,8 @@ def official_reactive_score(
     metric_cache: Any, scene: Scene, proposals: np.ndarray, human_filter: bool = True
 ) -> OfficialScores:
     """Official sub-scores of plans (K, 8, 3) with the reactive IDM traffic, one `pdm_score` call per plan."""
-    from navsim.common.dataclasses import Trajectory
-    from navsim.evaluate.pdm_score import pdm_score
-    from navsim.planning.simulation.planner.pdm_planner.scoring.pdm_scorer import PDMScorer, PDMScorerConfig
-    from navsim.planning.simulation.planner.pdm_planner.simulation.pdm_simulator import PDMSimulator
-    from nuplan.planning.simulation.trajectory.trajectory_sampling import TrajectorySampling
-
-    require_navsim()
-    plans = np.asarray(proposals, dtype=np.float64)
-    if plans.ndim != 3 or plans.shape[1:] != (8, 3):
-        raise ValueError(f"proposals must have shape (K, 8, 3), got {plans.shape}")
-    sampling = TrajectorySampling(num_poses=40, interval_length=0.1)
-    simulator = PDMSimulator(sampling)
-    scorer = PDMScorer(sampling, PDMScorerConfig(human_penalty_filter=human_filter))
-    traffic = official_idm_policy()
-    rows, states, multi, weighted = [], [], [], []
     with _patched_maps_api(SceneIdmMapApi(scene)):
-        for plan in plans:
-            df, simulated = pdm_score(metric_cache, Trajectory(plan), sampling, simulator, scorer, traffic)
-            rows.append([float(df[m].iloc[0]) for m in SUB_METRICS])
-            states.append(simulated)
-            multi.append(float(df["multiplicative_metrics_prod"].iloc[0]))
-            weighted.append(np.asarray(df["weighted_metrics"].iloc[0], dtype=np.float64))
-    return OfficialScores(np.asarray(rows), np.asarray(states), np.asarray(multi), np.asarray(weighted))
+        return official_score(metric_cache, proposals, human_filter, traffic=official_idm_policy())
 
 
 def official_reactive_tracks(metric_cache: Any, scene: Scene, ego_states: np.ndarray) -> list:

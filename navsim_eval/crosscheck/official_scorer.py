@@ -51,8 +51,11 @@ class OfficialScores:
         return self.multiplicative * (vals * w).sum(axis=1) / np.sum(w, axis=-1)
 
 
-def official_score(metric_cache, proposals: np.ndarray, human_filter: bool = True) -> OfficialScores:
-    """Official sub-scores of plans (K, 8, 3) in the rear-axle frame of the cache's ego state."""
+def official_score(metric_cache, proposals: np.ndarray, human_filter: bool = True, traffic=None) -> OfficialScores:
+    """Official sub-scores of plans (K, 8, 3) in the rear-axle frame of the cache's ego state.
+
+    traffic: the NAVSIM traffic-agents policy (default log replay, `LogReplayTrafficAgents`; the reactive cross-check
+    passes `NavsimIDMTrafficAgents`)."""
     from navsim.common.dataclasses import Trajectory
     from navsim.evaluate.pdm_score import pdm_score
     from navsim.planning.simulation.planner.pdm_planner.scoring.pdm_scorer import PDMScorer, PDMScorerConfig
@@ -67,7 +70,7 @@ def official_score(metric_cache, proposals: np.ndarray, human_filter: bool = Tru
     sampling = TrajectorySampling(num_poses=40, interval_length=0.1)
     simulator = PDMSimulator(sampling)
     scorer = PDMScorer(sampling, PDMScorerConfig(human_penalty_filter=human_filter))
-    traffic = LogReplayTrafficAgents(sampling)
+    traffic = LogReplayTrafficAgents(sampling) if traffic is None else traffic
     rows, states, multi, weighted = [], [], [], []
     for plan in plans:
         df, simulated = pdm_score(metric_cache, Trajectory(plan), sampling, simulator, scorer, traffic)

@@ -8,12 +8,13 @@ import math
 import numpy as np
 import pytest
 
+from agent.boxes import box_corners, boxes_overlap
 from agent.config import PreprocessConfig, SelectionConfig, load_preset
 from agent.contract import CommandResult, Planner, PlanResult
 from agent.model.vlm import VLMCommandGuidance
 from agent.policy import DrivingPolicy
 from agent.preprocess import image_transform, preprocess_cameras
-from agent.selection import box_corners, boxes_overlap, collision_check, offroad_fraction, select_candidate
+from agent.selection import collision_check, offroad_fraction, select_candidate
 from agent.types import EgoStatus, NavigationCommand, Observation, bench2drive_rig, model_rig
 
 TIMES = 0.5 * np.arange(1, 9)
@@ -35,13 +36,13 @@ def observation(seed: int = 0, rig=None) -> Observation:
 
 
 def test_sat_handles_rotated_boxes():
-    a = box_corners(np.zeros(2), np.array(0.0), 2.0, 2.0)
+    a = box_corners(0.0, 0.0, 0.0, 2.0, 2.0)
     # a 2x2 square rotated 45 deg reaches sqrt(2) from its centre along x
-    near = box_corners(np.array([2.3, 0.0]), np.array(math.pi / 4), 2.0, 2.0)  # tip at 0.886 < 1: overlap
-    far = box_corners(np.array([2.5, 0.0]), np.array(math.pi / 4), 2.0, 2.0)  # tip at 1.086 > 1: apart
+    near = box_corners(2.3, 0.0, math.pi / 4, 2.0, 2.0)  # tip at 0.886 < 1: overlap
+    far = box_corners(2.5, 0.0, math.pi / 4, 2.0, 2.0)  # tip at 1.086 > 1: apart
     assert bool(boxes_overlap(a, near))
     assert not bool(boxes_overlap(a, far))  # their axis-aligned bounding boxes would overlap
-    assert not bool(boxes_overlap(a, box_corners(np.array([0.0, 2.01]), np.array(0.0), 2.0, 2.0)))
+    assert not bool(boxes_overlap(a, box_corners(0.0, 2.01, 0.0, 2.0, 2.0)))
 
 
 def test_collision_with_forecast_agent():

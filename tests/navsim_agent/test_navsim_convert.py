@@ -21,6 +21,17 @@ def test_a_camera_round_trips_through_navsim_intrinsics_and_sensor2lidar():
     assert got.fov_deg == pytest.approx(63.7, abs=1e-9)
 
 
+def test_navsim_camera_poses_are_taken_as_rear_axle_poses_by_default():
+    # OpenScene's `sensor2lidar_*` are nuPlan's camera extrinsics relative to the ego (rear-axle) frame, not to the
+    # lidar (mounted elsewhere, with its own `lidar2ego_*`): by default the translation is the mount, unchanged
+    r = CameraSpec("CAM_FRONT", 0.0, 0.0, 0.0, 0.0, 70.0, 640, 360).cam_to_ego[:3, :3]
+    got = camera_spec(
+        "CAM_FRONT", CameraSpec("x", 0, 0, 0, 0, 70.0, 640, 360).intrinsics, r, [1.7, -0.1, 1.9], 640, 360
+    )
+    assert (got.x, got.y, got.z) == pytest.approx((1.7, -0.1, 1.9))
+    assert got.yaw == pytest.approx(0.0) and got.pitch == pytest.approx(0.0)
+
+
 def test_the_lidar_pose_moves_cameras_into_the_rear_axle_frame():
     spec = CameraSpec("CAM_FRONT", 0.0, 0.0, 0.3, 0.0, 70.0, 640, 360)
     m = spec.cam_to_ego

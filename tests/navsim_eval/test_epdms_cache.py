@@ -81,8 +81,13 @@ def test_a_cache_refuses_another_scene_another_config_and_bad_given_inputs():
         score_proposals(straight_road(), PLANS, cache=cache)
     with pytest.raises(ValueError, match="another EpdmsConfig"):
         score_proposals(scene, PLANS, EpdmsConfig(reactive=True), cache=cache)
-    with pytest.raises(ValueError, match="start at the ego"):
-        SceneCache.build(scene, reference=np.tile([5.0, 0.0, 0.0], (41, 1)))
+    x0, y0 = scene.ego_pose()[:2]
+    with pytest.raises(ValueError, match="start near the ego"):  # 50 m off: another frame or another token
+        SceneCache.build(scene, reference=np.tile([x0 + 50.0, y0, 0.0], (41, 1)))
+    # PDM-Closed's +-1 m offset proposals start beside the ego: accepted, tracked from the ego's own state
+    beside = np.column_stack([x0 + np.arange(41) * 0.5, np.full(41, y0 + 1.0), np.zeros(41)])
+    res = score_proposals(scene, PLANS, cache=SceneCache.build(scene, reference=beside))
+    np.testing.assert_allclose(res.reference_states[0, :3], [x0, y0, scene.ego_pose()[2]])
     with pytest.raises(ValueError, match="shape"):
         SceneCache.build(scene, reference=np.zeros((10, 3)))
     with pytest.raises(ValueError, match="centreline"):

@@ -105,14 +105,14 @@ def test_a_scorer_exception_fails_the_run_with_its_traceback_and_writes_nothing(
     scenes, out = setup
     traj = tmp_path / "t.json"
     traj.write_text(json.dumps({"a": straight_plan(10.0).tolist(), "b": straight_plan(10.0).tolist()}))
-    real = navsim_eval.api.score_proposals
+    real = navsim_eval.api.score_cache
 
-    def buggy(scene, *args, **kwargs):
-        if scene.token == "b":
+    def buggy(cache, *args, **kwargs):
+        if cache.token == "b":
             raise IndexError("index 41 is out of bounds")  # a bug, not bad input
-        return real(scene, *args, **kwargs)
+        return real(cache, *args, **kwargs)
 
-    monkeypatch.setattr(navsim_eval.api, "score_proposals", buggy)
+    monkeypatch.setattr(navsim_eval.api, "score_cache", buggy)
     assert _score(scenes, traj, out) == 3
     assert "Traceback" in caplog.text and "index 41 is out of bounds" in caplog.text
     assert "failed on 1 token(s) with valid input" in caplog.text

@@ -105,6 +105,13 @@ WHEEL_0916 = {
     (100.0, 0.0): (41.999999993654, 2.001209286162),
     (12345.6, -9876.5): (41.911145969483, 2.149085614384),
 }
+#: the same for the carla 0.9.15 wheel (CPython <= 3.10 only, read once with Python 3.10): CARLA +y to the south, the
+#: scaled Mercator of `geometry.world_to_gnss` and of the leaderboard's plan.
+WHEEL_0915 = {
+    (0.0, 100.0): (41.999101678375126, 1.9999999999999998),
+    (100.0, 0.0): (42.0, 2.0012088024478167),
+    (12345.6, -9876.5): (42.08866025112087, 2.149233910275796),
+}
 XODR = (
     '<?xml version="1.0" standalone="yes"?><OpenDRIVE><header revMajor="1" revMinor="4" name="" version="1" '
     'north="0" south="0" east="0" west="0"><geoReference><![CDATA[{}]]></geoReference></header></OpenDRIVE>'
@@ -118,6 +125,9 @@ def _wheel_map(georeference: str = "+lat_0=42 +lon_0=2"):
     if not hasattr(carla, "Map"):
         pytest.skip("the carla client wheel is not installed")
     carla_map = carla.Map("t", XODR.format(georeference))
+    lat_0 = carla_map.transform_to_geolocation(carla.Location(x=0.0, y=0.0, z=0.0)).latitude
+    if carla_map.transform_to_geolocation(carla.Location(x=0.0, y=100.0, z=0.0)).latitude < lat_0:
+        pytest.skip("the installed carla wheel projects as 0.9.15 (+y south); these readings are 0.9.16's")
 
     def gnss(x_carla: float, y_carla: float) -> tuple[float, float]:
         g = carla_map.transform_to_geolocation(carla.Location(x=float(x_carla), y=float(y_carla), z=0.0))
@@ -143,6 +153,16 @@ def test_tmerc_matches_the_0916_wheel_readings():
     # 0.9.15's Mercator puts CARLA +y to the south, so its inverse of the 0.9.16 reading is ~20 km off
     x, y = geometry.gnss_to_world(*WHEEL_0916[(12345.6, -9876.5)], 42.0, 2.0)
     assert math.hypot(x - 12345.6, -y + 9876.5) > 19000.0
+
+
+def test_mercator_matches_the_0915_wheel_readings():
+    for (xc, yc), (lat, lon) in WHEEL_0915.items():
+        got = geometry.world_to_gnss(np.float32(xc), -np.float32(yc), 42.0, 2.0)  # float32 as in CARLA
+        assert got == pytest.approx((lat, lon), abs=1e-12)
+        assert location_to_gps(42.0, 2.0, xc, yc) == pytest.approx((lat, lon), abs=1e-8)  # the plan's formula
+        x, y = geometry.gnss_to_world(lat, lon, 42.0, 2.0)
+        assert math.hypot(x - xc, -y - yc) < 0.001
+    assert WHEEL_0915[(0.0, 100.0)][0] < 42.0 < WHEEL_0916[(0.0, 100.0)][0]  # the two versions mirror CARLA y
 
 
 def test_tmerc_against_the_wheel_where_installed():

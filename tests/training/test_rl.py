@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from agent.checkpoint import load_checkpoint
 from agent.config import load_preset
 from agent.model.irlvla import build_model
 from training.config import RLConfig, TrainConfig
@@ -67,3 +68,9 @@ def test_rl_trains_with_both_rewards(tiny_data, tiny_il, tmp_path):
         last = summary["last"]
         assert 0.0 <= last["reward"] <= 1.0 and np.isfinite(last["bc_loss"]) and np.isfinite(last["r_ec"])
         assert summary["reward_seconds_per_step"] > 0
+        # only the planner moves: the frozen trunk ran in eval mode, so even its BatchNorm statistics are untouched
+        before = load_checkpoint(str(tiny_il)).state_dict()
+        after = load_checkpoint(summary["checkpoint"]).state_dict()
+        for k, v in before.items():
+            if not k.startswith("planner."):
+                assert torch.equal(v, after[k]), k

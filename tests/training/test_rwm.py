@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
+from agent.checkpoint import load_checkpoint
 from navsim_eval import score_proposals
 from training.config import RWMLabelConfig, TrainConfig
-from training.dataset import ShardDataset
+from training.dataset import Collate, ShardDataset
 from training.features import cached_scene, scene_at
-from training.rwm import agreement, evaluate_rwm, generate_labels, perturb_expert, previous_expert_states, train_rwm
+from training.rwm import (
+    LabelledDataset,
+    agreement,
+    evaluate_rwm,
+    generate_labels,
+    perception_cache,
+    perturb_expert,
+    previous_expert_states,
+    ranking_losses,
+    scene_tokens,
+    train_rwm,
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +63,38 @@ def test_rwm_trains_and_reports(tiny_data, tiny_il, labels, tmp_path):
     cfg = TrainConfig(steps=2, batch_size=1, checkpoint_every=2, num_workers=0, device="cpu")
     summary = train_rwm(tiny_data, labels, str(tiny_il), tmp_path / "rwm", cfg, progress=False)
     assert np.isfinite(summary["last"]["rwm_nc"])
+    assert np.isfinite(summary["last"]["rwm_listwise"]) and summary["labelled_samples"] == 3
+    # only the RWM moves: the trunk's outputs were cached in eval mode, so its BatchNorm statistics are untouched
+    before = load_checkpoint(str(tiny_il)).state_dict()
+    after = load_checkpoint(summary["checkpoint"]).state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in before.items() if not k.startswith("rwm."))
     rep = evaluate_rwm(summary["checkpoint"], tiny_data, labels, tmp_path)
     assert rep["scenes"] == 3 and 0.0 <= rep["top1_regret"] <= 1.0
     assert set(rep["accuracy"]) == {"nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "hc", "ec"}
+
+
+def test_perception_cache_is_the_eval_mode_trunk(tiny_data, tiny_il, labels):
+    model = load_checkpoint(str(tiny_il)).train()
+    ds = LabelledDataset(tiny_data, labels)
+    cache = perception_cache(model, ds, batch_size=2)
+    assert model.training  # the caller's mode is restored
+    model.eval()
+    batch = Collate(ds.model_cfg)([ds.base[int(ds.keep[1])]])
+    with torch.no_grad():
+        out = model.perceive(batch)
+    torch.testing.assert_close(cache["bev"][1:2], out["bev"], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(cache["scene"][1:2], scene_tokens(out), rtol=1e-5, atol=1e-5)
+
+
+def test_ranking_losses_by_hand():
+    true = torch.tensor([[1.0, 0.5, 0.0]])
+    same = ranking_losses(true.clone(), true, 0.1)
+    assert same["epdms_mse"] == 0.0
+    # listwise loss: cross-entropy of softmax(true / T) against softmax(pred / T); at pred = true it is the entropy
+    p = torch.softmax(true / 0.1, -1)
+    assert same["listwise"].item() == pytest.approx(float(-(p * p.log()).sum()), rel=1e-5)
+    reversed_ = ranking_losses(true.flip(-1), true, 0.1)
+    assert reversed_["listwise"] > same["listwise"] and reversed_["epdms_mse"].item() == pytest.approx(2 / 3)
 
 
 def test_agreement_by_hand():

@@ -1,4 +1,8 @@
-"""Vectorised oriented-box geometry: corners, separating-axis overlap and segment tests (no shapely in hot paths)."""
+"""Vectorised oriented-box geometry: corners, separating-axis overlap and segment tests (no shapely in hot paths).
+
+The one home of these helpers: the scorer (`navsim_eval`), candidate selection (`agent.selection`) and the scene
+model (`sim.scene`) all build and test boxes with them. Corner order is NAVSIM's `BBCoordsIndex`.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,14 @@ def corners(x, y, heading, front: np.ndarray | float, rear: np.ndarray | float, 
     return np.stack([cx, cy], axis=-1)
 
 
+def box_corners(x, y, heading, length, width) -> np.ndarray:
+    """Corners (..., 4, 2) of boxes centred at (x, y) (all arguments broadcast): FL, RL, RR, FR."""
+    x, y, heading, length, width = np.broadcast_arrays(
+        *(np.asarray(v, dtype=np.float64) for v in (x, y, heading, length, width))
+    )
+    return corners(x, y, heading, length / 2.0, length / 2.0, width / 2.0)
+
+
 def centre_boxes(states: np.ndarray, length: np.ndarray, width: np.ndarray) -> np.ndarray:
     """Corners (..., 4, 2) of centre-referenced boxes from (..., >=3) x, y, heading."""
     half_l = np.asarray(length) / 2.0
@@ -32,12 +44,14 @@ def _project(c: np.ndarray, axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def boxes_overlap(a: np.ndarray, b: np.ndarray, eps: float = 1e-9) -> np.ndarray:
-    """Separating-axis test for convex quads a, b (N, 4, 2); touching counts as overlap (shapely `intersects`)."""
-    out = np.ones(a.shape[0], dtype=bool)
+    """Separating-axis test for rectangles a, b (..., 4, 2) (broadcast) -> bool (...); touching counts as overlap
+    (shapely `intersects`), within `eps` scaled by the axis length."""
+    a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+    out = np.ones(a.shape[:-2], dtype=bool)
     for quad in (a, b):
-        for i0, i1 in ((0, 1), (1, 2)):
-            edge = quad[:, i1] - quad[:, i0]
-            axis = np.stack([-edge[:, 1], edge[:, 0]], axis=-1)
+        for i0, i1 in ((0, 1), (1, 2)):  # the two edge directions of a rectangle
+            edge = quad[..., i1, :] - quad[..., i0, :]
+            axis = np.stack([-edge[..., 1], edge[..., 0]], axis=-1)
             amin, amax = _project(a, axis)
             bmin, bmax = _project(b, axis)
             scale = np.maximum(np.abs(axis).sum(axis=-1), 1e-12)
