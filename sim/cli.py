@@ -13,8 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 logger = logging.getLogger(__name__)
 
 EXIT_BAD_INPUT = 2
@@ -127,10 +125,8 @@ def _scene_files(target: Path, every: bool, limit: int | None) -> list[Path]:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from PIL import Image
-
     from agent.types import bench2drive_rig
-    from irlvla.atomic import atomic_write_bytes
+    from irlvla.video import save_png
     from sim.scene_io import SceneFormatError, load_scene
 
     try:
@@ -163,11 +159,11 @@ def _show(args: argparse.Namespace) -> int:
             stem = f"{scene.token}_t{args.t:+.1f}"
             written = []
             for name, img in images.items():
-                written.append(_save_png(out / f"{stem}_{name}.png", img, Image, atomic_write_bytes))
+                written.append(save_png(out / f"{stem}_{name}.png", img))
             mosaic = render.mosaic(images, rig)
-            written.append(_save_png(out / f"{stem}_mosaic.png", mosaic, Image, atomic_write_bytes))
+            written.append(save_png(out / f"{stem}_mosaic.png", mosaic))
             bev = render.render_bev_rgb(scene, step, size_px=args.bev_size, range_m=args.bev_range)
-            written.append(_save_png(out / f"{stem}_bev.png", bev, Image, atomic_write_bytes))
+            written.append(save_png(out / f"{stem}_bev.png", bev))
         except Exception as exc:  # a scene the renderer cannot draw is recorded and skipped
             logger.exception("%s: rendering failed", f.name)
             print(f"irlvla scenes: error: {f.name}: rendering failed: {exc}", file=sys.stderr)
@@ -175,12 +171,3 @@ def _show(args: argparse.Namespace) -> int:
             continue
         print(f"{f.name}: {scene.scenario} at t={args.t:+.1f}s -> {len(written)} PNGs in {out}")
     return status
-
-
-def _save_png(path: Path, img: np.ndarray, image_mod, write) -> Path:
-    import io
-
-    buf = io.BytesIO()
-    image_mod.fromarray(np.ascontiguousarray(img)).save(buf, format="PNG")
-    write(path, buf.getvalue())
-    return path

@@ -19,6 +19,9 @@ from irlvla.configload import load_config, load_config_file, to_plain
 
 logger = logging.getLogger(__name__)
 
+#: `AgentConfig.plan_every` at most: 10 ticks (0.5 s at 20 Hz) is one interval of the planned trajectory.
+MAX_PLAN_EVERY = 10
+
 
 @dataclass
 class PIDGains:
@@ -159,13 +162,16 @@ class RouteConfig:
 class ImageConfig:
     """Camera preprocessing in the adapter: BGRA -> RGB, optional JPEG round trip, resize to `width` (square pixels).
 
-    `height` null keeps the camera's aspect (1600x900 -> 704x396) and leaves the vertical crop to the policy's own
-    preprocessing, which it shares with training; an integer centre-crops here. `jpeg_quality` null (default)
+    `width` null (default) resizes straight to the width the policy's own preprocessing would resize the camera to
+    (`agent.preprocess.image_transform`; 352 for the shipped tiny checkpoint), so the policy never resamples a second
+    time; a planner without a model config gets `FALLBACK_WIDTH`. `height` null keeps the camera's aspect
+    (1600x900 -> 352x198) and leaves the vertical crop to the policy's own preprocessing, which it shares with
+    training; an integer centre-crops here. `jpeg_quality` null (default)
     leaves JPEG to the policy as well; set it (Bench2Drive's Zoo agents use 20, at "native" 1600x900) for a model
     trained on Bench2Drive's JPEG frames. "model" applies it after resizing, ~10x cheaper.
     """
 
-    width: int = 704
+    width: int | None = None
     height: int | None = None
     jpeg_quality: int | None = None
     jpeg_at: str = "native"
@@ -187,7 +193,7 @@ class ImageConfig:
             raise ValueError(f"ImageConfig.threads must be a positive integer, got {self.threads!r}")
         for k in ("width", "height"):
             v = getattr(self, k)
-            if v is None and k == "height":
+            if v is None:
                 continue
             if int(v) != v or v <= 0:
                 raise ValueError(f"ImageConfig.{k} must be a positive integer, got {v!r}")
@@ -215,6 +221,11 @@ class AgentConfig:
     #: inference backend (agent.runtime.config.RuntimeConfig, e.g. {backend: tensorrt, precision: fp16}); null keeps
     #: the model config's own `runtime` section
     runtime: RuntimeConfig | None = None
+    #: select among the planner's candidates with the reward world model's predicted EPDMS (the paper's RWM
+    #: reranking); false selects by confidence and the explicit collision / off-road checks alone, exactly as the
+    #: open-loop "imitation only" policy of `training/evaluate.py` (the selection's reward weight set to 0). Only for
+    #: the policy this adapter builds (checkpoint or preset), not for a `policy_entry_point`.
+    rerank: bool = True
     #: keep the loaded policy for the next route in this process (the evaluator builds a new agent per route; a
     #: reload costs seconds per route); the policy's `reset()` is called at each route's setup.
     reuse_policy: bool = True
@@ -222,6 +233,11 @@ class AgentConfig:
     localization: LocalizationConfig = field(default_factory=LocalizationConfig)
     route: RouteConfig = field(default_factory=RouteConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
+    #: run the policy on every `plan_every`-th 20 Hz tick and, in between, steer along the held plan: its poses
+    #: are advanced by the time since it was planned and re-expressed in the current (localised) ego frame, then fed
+    #: to the same controller with the current route target. 1 (default) plans every tick as the leaderboard
+    #: allows; 2 plans at 10 Hz, 4 at 5 Hz (many CPU-bound runs; the plan covers 4 s, the hold at most 0.15 s).
+    plan_every: int = 1
     #: a step slower than this (wall clock, milliseconds) is logged with its timing breakdown.
     latency_budget_ms: float = 200.0
     #: metric_info.json is re-materialised from its journal every this many steps (and at destroy()).
@@ -252,6 +268,10 @@ class AgentConfig:
         if int(self.metric_flush_every) != self.metric_flush_every or self.metric_flush_every < 1:
             raise ValueError(
                 f"AgentConfig.metric_flush_every must be a positive integer, got {self.metric_flush_every}"
+            )
+        if int(self.plan_every) != self.plan_every or not 1 <= self.plan_every <= MAX_PLAN_EVERY:
+            raise ValueError(
+                f"AgentConfig.plan_every must be an integer in 1..{MAX_PLAN_EVERY}, got {self.plan_every!r}"
             )
         if int(self.hud_every) != self.hud_every or self.hud_every < 1:
             raise ValueError(f"AgentConfig.hud_every must be a positive integer, got {self.hud_every!r}")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from agent import geometry
 from agent.contract import PlanResult
 from team_code.config import ControllerConfig, PIDGains
 
@@ -147,6 +148,29 @@ def hazard_ahead(plan: PlanResult, cfg: ControllerConfig) -> bool:
         return True
     inside = (b[:, 0] > 0.0) & (b[:, 0] < cfg.hazard_distance) & (np.abs(b[:, 1]) < cfg.hazard_half_width)
     return bool(np.any(inside & (s >= cfg.hazard_score)))
+
+
+def held_waypoints(
+    poses: np.ndarray, interval: float, planned_at: np.ndarray, pose: np.ndarray, elapsed: float
+) -> np.ndarray:
+    """A plan made `elapsed` seconds ago at world pose `planned_at`, as the controller needs it now at `pose`.
+
+    `poses` (P, 3) are the plan's poses at `interval`, 2 * interval, ... in the ego frame it was made in (rear axle
+    at the origin at t = 0). They are re-timed to start now (sampled at elapsed + k * interval, linearly between
+    poses, the last segment continued past the horizon) and re-expressed in the current ego frame, so the desired
+    speed and the aim point the controller reads off them describe the same motion the planner chose."""
+    poses = np.asarray(poses, dtype=np.float64)
+    p = poses.shape[0]
+    if elapsed <= 0.0:
+        shifted = poses
+    else:
+        ext = 2.0 * poses[-1] - (poses[-2] if p > 1 else np.zeros(3))  # one more interval along the last segment
+        full = np.concatenate([np.zeros((1, 3)), poses, ext[None]], axis=0)
+        times = interval * np.arange(p + 2)
+        query = np.minimum(interval * np.arange(1, p + 1) + elapsed, times[-1])
+        shifted = geometry.interpolate_poses(times, full, query)
+    world = geometry.relative_to_absolute(np.asarray(planned_at, dtype=np.float64), shifted)
+    return geometry.absolute_to_relative(np.asarray(pose, dtype=np.float64), world)
 
 
 class TrajectoryController:

@@ -11,6 +11,7 @@ the YAML path is the first `+` field and the save name the last.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import math
@@ -35,7 +36,7 @@ from agent.types import (
 from bench2drive_eval.agent_api import AgentTrack, BaseAgent
 from bench2drive_eval.metric_info import metric_info_from_actor
 from team_code.config import AgentConfig
-from team_code.controllers import ControlCommand, TrajectoryController, hazard_ahead
+from team_code.controllers import ControlCommand, TrajectoryController, hazard_ahead, held_waypoints
 from team_code.images import ImagePreprocessor
 from team_code.localization import GEO_MODELS, GnssModelSelector, ImuReading, Localizer, calibrate_georeference
 from team_code.metric_log import MetricLogger
@@ -84,15 +85,23 @@ def load_policy(cfg: AgentConfig) -> Planner:
     if cfg.checkpoint:
         if not Path(cfg.checkpoint).exists():
             raise FileNotFoundError(f"checkpoint {cfg.checkpoint!r} does not exist")
-        return DrivingPolicy.from_checkpoint(
+        policy = DrivingPolicy.from_checkpoint(
             cfg.checkpoint, device=device, runtime=cfg.runtime, vlm_checkpoint=cfg.vlm_checkpoint
         )
-    from agent.config import load_preset
+    else:
+        from agent.config import load_preset
 
-    logger.warning("no checkpoint configured: using an untrained %r preset policy", cfg.preset)
-    return DrivingPolicy.from_config(
-        load_preset(cfg.preset), device=device, runtime=cfg.runtime, vlm_checkpoint=cfg.vlm_checkpoint
-    )
+        logger.warning("no checkpoint configured: using an untrained %r preset policy", cfg.preset)
+        policy = DrivingPolicy.from_config(
+            load_preset(cfg.preset), device=device, runtime=cfg.runtime, vlm_checkpoint=cfg.vlm_checkpoint
+        )
+    if not cfg.rerank:
+        # the same selection without the reward world model's term (training/evaluate.py's "imitation only")
+        policy.cfg = dataclasses.replace(
+            policy.cfg, selection=dataclasses.replace(policy.cfg.selection, reward_weight=0.0)
+        )
+        logger.info("RWM reranking off: candidates selected by confidence and the collision / off-road checks")
+    return policy
 
 
 #: policies kept across routes (the evaluator constructs one agent per route in the same process).
@@ -100,7 +109,7 @@ _POLICY_CACHE: dict[tuple, Planner] = {}
 
 
 def _policy_key(cfg: AgentConfig) -> tuple:
-    return (cfg.policy_entry_point, cfg.checkpoint, cfg.vlm_checkpoint, cfg.preset, cfg.device, cfg.runtime)
+    return (cfg.policy_entry_point, cfg.checkpoint, cfg.vlm_checkpoint, cfg.preset, cfg.device, cfg.runtime, cfg.rerank)
 
 
 def get_policy(cfg: AgentConfig) -> Planner:
@@ -151,6 +160,29 @@ def _plan_trajectory(plan: PlanResult) -> Trajectory:
     return traj
 
 
+def policy_image_width(policy: Planner) -> int | None:
+    """The width the policy's own preprocessing resizes a Bench2Drive camera to (None for a planner without a model
+    config): preprocessing straight to it spares the policy a second resample."""
+    pre = getattr(getattr(policy, "cfg", None), "preprocess", None)
+    if pre is None:
+        return None
+    from agent.preprocess import image_transform
+
+    cam = next(s for s in build_sensors() if "width" in s)
+    return image_transform(int(cam["width"]), int(cam["height"]), pre).resized_w
+
+
+@dataclasses.dataclass(frozen=True)
+class _HeldPlan:
+    """The last plan and where and when it was made (`AgentConfig.plan_every`)."""
+
+    plan: PlanResult
+    trajectory: Trajectory
+    pose: np.ndarray  # localised world pose (x, y, heading) at the planning tick
+    time_s: float  # the agent's clock at the planning tick
+    step: int
+
+
 def _vehicle_control(cmd: ControlCommand):
     try:
         import carla
@@ -186,9 +218,11 @@ class IrlVlaB2DAgent(BaseAgent):
         cfg = self.config
         logger.info("IRL-VLA agent: config %s, save name %s", config_path or "<defaults>", self.save_name)
         self._rigs: dict[tuple[int, int], CameraRig] = {}
-        self.preprocessor = ImagePreprocessor(cfg.images)
         self.controller = TrajectoryController(cfg.controller, interval=PLANNING_SAMPLING.interval)
         self.policy = get_policy(cfg)
+        self.preprocessor = ImagePreprocessor(cfg.images, width=policy_image_width(self.policy))
+        self._held: _HeldPlan | None = None
+        self.held_steps = 0  # ticks driven on a held plan (`plan_every` > 1)
         self.step_count = 0
         self.failures = 0
         self.slow_steps = 0
@@ -243,8 +277,9 @@ class IrlVlaB2DAgent(BaseAgent):
 
     def destroy(self) -> None:
         logger.info(
-            "IRL-VLA agent done: %d steps, %d failed steps, %d over the latency budget, %d creeps",
+            "IRL-VLA agent done: %d steps (%d on a held plan), %d failed steps, %d over the latency budget, %d creeps",
             getattr(self, "step_count", 0),
+            getattr(self, "held_steps", 0),
             getattr(self, "failures", 0),
             getattr(self, "slow_steps", 0),
             getattr(getattr(self, "controller", None), "creeps", 0),
@@ -405,6 +440,20 @@ class IrlVlaB2DAgent(BaseAgent):
         route_ahead = self.route_tracker.update(pose_arr)
         lap("localize_route_ms")
 
+        held = self._held
+        step = self.step_count - 1
+        if held is not None and step - held.step < self.config.plan_every:
+            # between planning ticks: follow the held plan, re-timed and re-expressed in the current ego frame
+            traj = held.trajectory
+            elapsed = self._last_timestamp - held.time_s
+            wp = held_waypoints(traj.poses, traj.sampling.interval, held.pose, pose_arr, elapsed)
+            hazard = hazard_ahead(held.plan, self.config.controller)
+            cmd = self.controller.step(wp[:, :2], speed, target.ego_xy, dt=dt, hazard=hazard)
+            self.held_steps += 1
+            lap("control_ms")
+            return cmd
+        self._held = None  # a failing planning step must not leave an older plan to follow
+
         images = self.preprocessor({name: input_data[name][1] for name in camera_ids()})
         h, w = images[camera_ids()[0]].shape[:2]
         rig = self._rigs.get((w, h))
@@ -439,6 +488,8 @@ class IrlVlaB2DAgent(BaseAgent):
         traj = _plan_trajectory(plan)
         if traj.sampling.interval != self.controller.interval:
             self.controller.interval = traj.sampling.interval
+        if self.config.plan_every > 1:
+            self._held = _HeldPlan(plan, traj, pose_arr, self._last_timestamp, step)
         hazard = hazard_ahead(plan, self.config.controller)
         cmd = self.controller.step(traj.poses[:, :2], speed, target.ego_xy, dt=dt, hazard=hazard)
         lap("control_ms")

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from irlvla.video import VideoWriter, save_png
 from viz.config import HudConfig
 from viz.hud import HUD
 from viz.pygame_support import import_pygame
-from viz.recorder import VideoWriter, save_png
 from viz.view import WorldView
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ and scores it with the leaderboard's criteria and Bench2Drive's metrics.
 Modules: `dynamics` (Lincoln MKZ 2020 response), `world` (living traffic), `route` (routes and plans), `sensors`
 (input_data), `criteria` (infractions and scores), `agents` (reference agents, agent loading), `runner` (one route),
 `suites` (versioned route suites and the reserved seed ranges), `evaluate` (a whole run: checkpoint, resume, summary),
-`record` (MP4 videos).
+`record` (MP4 videos), `compare` (several agents over the same routes: DS, SR, infractions each).
 """
 
 from sim.closed_loop.route import Route, RouteSpec, build_route

@@ -186,7 +186,7 @@ def run_suite(
         if record:
             from sim.closed_loop.record import RouteRecorder
 
-            recorder = RouteRecorder()
+            recorder = RouteRecorder(out / "videos")
 
         def tick_cb(info: TickInfo, recorder=recorder):
             bar.tick(info)

@@ -1,36 +1,64 @@
 """Per-route MP4 videos of a closed-loop drive: the Bench2Drive camera mosaic beside a BEV picture, with a status line.
 
 Frames are rendered from the world at `fps` (10 by default, every other 20 Hz tick) at a small resolution so that
-recording stays cheap; they are encoded with imageio-ffmpeg (or OpenCV when that is what is installed), both in the
-`viz` extra and imported only here. Frames are kept in memory per route (about 1 MB per second of driving).
+recording stays cheap, and streamed to `irlvla.video.VideoWriter` (the project's one MP4 writer; imageio-ffmpeg or
+OpenCV, imported only when recording) under a temporary name in `work_dir`: nothing is kept in memory, and the file
+gets its final name only in `write`, once the route (and with it the leaderboard's save name) is known.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from agent.types import bench2drive_rig
-from irlvla.atomic import atomic_path
+from irlvla.video import VideoWriter
+
+logger = logging.getLogger(__name__)
 
 
 class RouteRecorder:
-    """Collects frames from `TickInfo`s and writes them as one MP4."""
+    """Renders frames from `TickInfo`s and streams them into one MP4.
 
-    def __init__(self, fps: int = 10, camera_width: int = 320, camera_height: int = 180, bev_px: int = 368) -> None:
+    A recording failure (no encoder installed, a full disk) never stops the route: it is logged once, the recorder
+    stops recording, and `write` raises it so the caller can report the missing video."""
+
+    def __init__(self, work_dir: str | Path, fps: int = 10, camera_width: int = 320, camera_height: int = 180,
+                 bev_px: int = 368, encoder: str = "auto") -> None:  # fmt: skip
         self.fps = fps
         self.rig = bench2drive_rig(camera_width, camera_height)
         self.bev_px = bev_px
-        self.frames: list[np.ndarray] = []
+        self.work_dir = Path(work_dir)
+        self.encoder = encoder
+        self.frames = 0
+        self.error: Exception | None = None
+        self._writer: VideoWriter | None = None
         self._every = None
 
     def add(self, info) -> None:
+        if self.error is not None:
+            return
         if self._every is None:
             self._every = max(int(round(1.0 / (self.fps * info.world.dt))), 1)
         if (info.tick - 1) % self._every:
             return
+        try:
+            frame = self.frame(info)
+            if self._writer is None:
+                name = f"recording_{info.route.spec.leaderboard_id}.mp4"  # a rerun overwrites a killed run's
+                self._writer = VideoWriter(self.work_dir / name, self.fps, self.encoder)
+            self._writer.write(frame)
+            self.frames += 1
+        except Exception as e:
+            logger.error("recording stopped on route %s: %s", info.route.spec.leaderboard_id, e)
+            self.error = e
+            self.abort()
+
+    def frame(self, info) -> np.ndarray:
+        """The (even-sized) RGB frame of one tick: camera mosaic, BEV and a status line."""
         from sim.render import mosaic, render_bev_rgb, render_cameras
 
         scene = info.world.scene_at(info.ego, info.snapshot)
@@ -48,40 +76,23 @@ class RouteRecorder:
         )
         ImageDraw.Draw(img).text((6, h + 6), text, fill=(255, 255, 255))
         frame = np.asarray(img)
-        # codecs want even sizes
-        self.frames.append(frame[: frame.shape[0] // 2 * 2, : frame.shape[1] // 2 * 2])
+        return frame[: frame.shape[0] // 2 * 2, : frame.shape[1] // 2 * 2]  # codecs want even sizes
 
     def write(self, path: str | Path) -> Path | None:
-        if not self.frames:
+        """Finish the video under `path`; None when nothing was recorded; the recording's error if it failed."""
+        if self.error is not None:
+            raise self.error
+        w, self._writer = self._writer, None
+        if w is None:
             return None
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            write_mp4(tmp, self.frames, self.fps)
-        return path
+        try:
+            return w.close(path)
+        except Exception:
+            w.abort()
+            raise
 
-
-def write_mp4(path: Path, frames: list[np.ndarray], fps: int) -> None:
-    """Encode RGB frames as H.264 MP4 with imageio-ffmpeg, else OpenCV's mp4v; neither: ImportError naming the extra."""
-    try:
-        import imageio_ffmpeg
-    except ImportError:
-        imageio_ffmpeg = None
-    h, w = frames[0].shape[:2]
-    if imageio_ffmpeg is not None:
-        writer = imageio_ffmpeg.write_frames(str(path), (w, h), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
-                                             macro_block_size=2, quality=7)  # fmt: skip
-        writer.send(None)
-        for f in frames:
-            writer.send(np.ascontiguousarray(f))
-        writer.close()
-        return
-    try:
-        import cv2
-    except ImportError as e:
-        raise ImportError("recording videos needs imageio-ffmpeg or OpenCV: pip install 'irlvla[viz]'") from e
-    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    if not vw.isOpened():
-        raise RuntimeError(f"OpenCV could not open a video writer for {path}")
-    for f in frames:
-        vw.write(np.ascontiguousarray(f[..., ::-1]))
-    vw.release()
+    def abort(self) -> None:
+        """Drop an unfinished video."""
+        w, self._writer = self._writer, None
+        if w is not None:
+            w.abort()

@@ -131,6 +131,26 @@ def test_record_writes_a_video(tmp_path):
     imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
     frames = imageio_ffmpeg.count_frames_and_secs(str(videos[0]))[0]
     assert frames == 16  # 31 ticks at 20 Hz recorded at 10 fps
+    assert not list((out / "videos").glob(".*"))  # the streamed temporary file got its final name
+
+
+def test_a_recording_failure_keeps_the_route_score(tmp_path, monkeypatch, caplog):
+    import sim.closed_loop.record as record
+    from sim.closed_loop import RouteSpec, RunnerConfig
+    from sim.closed_loop.criteria import CriteriaConfig
+    from sim.closed_loop.evaluate import run_suite
+
+    def no_encoder(*a, **k):
+        raise ImportError("MP4 recording needs imageio-ffmpeg")
+
+    monkeypatch.setattr(record, "VideoWriter", no_encoder)
+    out = tmp_path / "run"
+    cfg = RunnerConfig(criteria=CriteriaConfig(tick_cap=30))
+    summary = run_suite([RouteSpec(1, "curve", 0, max_length_m=60.0)], "constant-velocity", out, cfg, record=True,
+                        progress=False)  # fmt: skip
+    assert len(summary.records) == 1 and summary.records[0]["status"] != "Failed - Simulation crashed"
+    assert "could not write the video" in caplog.text and "imageio-ffmpeg" in caplog.text
+    assert not (out / "videos").exists() or not list((out / "videos").iterdir())
 
 
 def test_min_speed_checkpoints_as_bench2drive_makes_them():

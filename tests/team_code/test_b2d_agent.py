@@ -173,6 +173,29 @@ def test_nan_compass_at_start_and_default_policy_error(tmp_path):
     agent.destroy()
 
 
+@pytest.mark.parametrize("plan_every", [1, 3])
+def test_plans_every_nth_tick_and_follows_the_held_plan_between(tmp_path, plan_every):
+    policy = _StraightPolicy()
+    (agent,), _ = _setup(tmp_path, policy, extra_yaml=f"plan_every: {plan_every}\n")
+    log, veh = _drive(agent, steps=12)
+    assert [o.token for o in policy.observations] == [f"route_a:{k}" for k in range(0, 12, plan_every)]
+    assert agent.failures == 0 and veh.x > 0.3  # the held ticks drive on the same 4 m/s plan (from rest)
+    held = [k for k in range(12) if k % plan_every]
+    assert agent.held_steps == len(held)
+    assert all(log.controls[k][1] > 0 and log.controls[k][2] == 0.0 for k in held if k > 2)
+    agent.destroy()
+
+
+def test_a_failed_planning_tick_is_not_covered_by_an_older_plan(tmp_path):
+    policy = _CurveThenFail(good=1)
+    (agent,), _ = _setup(tmp_path, policy, extra_yaml="plan_every: 2\n")
+    log, _ = _drive(agent, steps=6)
+    # tick 0 plans, 1 holds it, 2 fails (brake), 3, 4 and 5 try to plan again and fail: no stale plan is followed
+    assert policy.calls == 5 and agent.failures == 4
+    assert [c[2] for c in log.controls] == [0.0, 0.0, 1.0, 1.0, 1.0, 1.0]
+    agent.destroy()
+
+
 class _StopPolicy(H.StatelessPlanner):
     """Always plans to stand still; `detections` optionally reports a car 8 m ahead."""
 
@@ -427,3 +450,23 @@ def test_localises_on_a_0916_server(tmp_path, caplog):
     assert pose[:2] == pytest.approx(log.poses[-2][:2], abs=0.01)
     assert agent.failures == 0
     agent.destroy()
+
+
+@pytest.mark.parametrize("rerank", [True, False])
+def test_rerank_switch_sets_the_selection_reward_weight(tmp_path, monkeypatch, rerank):
+    from agent.config import load_preset
+    from agent.policy import DrivingPolicy
+    from team_code.config import AgentConfig
+
+    model_cfg = load_preset("tiny")
+    fake = SimpleNamespace(cfg=model_cfg)
+    monkeypatch.setattr(DrivingPolicy, "from_checkpoint", classmethod(lambda cls, *a, **k: fake))
+    ckpt = tmp_path / "m.safetensors"
+    ckpt.write_bytes(b"")
+    policy = agent_module.load_policy(AgentConfig(checkpoint=str(ckpt), device="cpu", rerank=rerank))
+    weight = policy.cfg.selection.reward_weight
+    assert weight == (model_cfg.selection.reward_weight if rerank else 0.0)
+    assert model_cfg.selection.reward_weight > 0  # the model's own config is left alone
+    assert policy.cfg.selection.confidence_weight == model_cfg.selection.confidence_weight
+    key = agent_module._policy_key(AgentConfig(checkpoint=str(ckpt), rerank=rerank))
+    assert key != agent_module._policy_key(AgentConfig(checkpoint=str(ckpt), rerank=not rerank))

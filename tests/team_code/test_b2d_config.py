@@ -17,7 +17,7 @@ def test_shipped_config_loads_with_bench2drive_defaults():
     assert cfg.checkpoint == str((REPO / "weights" / "irlvla_b2d.safetensors").resolve())
     assert cfg.controller == ControllerConfig()
     assert cfg.route == RouteConfig(4.0, 50.0, 20)
-    assert (cfg.images.width, cfg.images.height, cfg.images.jpeg_quality) == (704, None, None)
+    assert (cfg.images.width, cfg.images.height, cfg.images.jpeg_quality) == (None, None, None)
 
 
 def test_nested_dicts_and_unknown_keys(tmp_path):
@@ -49,6 +49,9 @@ def test_nested_dicts_and_unknown_keys(tmp_path):
         (lambda: AgentConfig(policy_entry_point="nocolon"), "module:callable"),
         (lambda: AgentConfig(device="tpu"), "device"),
         (lambda: AgentConfig(latency_budget_ms=0), "latency_budget_ms"),
+        (lambda: AgentConfig(plan_every=0), "plan_every"),
+        (lambda: AgentConfig(plan_every=11), "plan_every"),
+        (lambda: ImageConfig(width=0), "width"),
     ],
 )
 def test_validation_errors_name_the_field(build, match):

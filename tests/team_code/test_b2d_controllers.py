@@ -124,3 +124,29 @@ def test_hazard_ahead_from_flag_or_detections():
     assert hazard_ahead(det(30.0, 0.0, float("nan")), cfg)
     flagged = PlanResult(stop, hazard=False, detections=det(8.0, 0.0, 0.9).detections)
     assert not hazard_ahead(flagged, cfg)  # the planner's own verdict wins over detections
+
+
+def test_held_plan_is_unchanged_when_the_car_drove_it_exactly():
+    from team_code.controllers import held_waypoints
+
+    poses = np.stack([2.0 * np.arange(1, 9), np.zeros(8), np.zeros(8)], axis=-1)  # 4 m/s straight ahead
+    same = held_waypoints(poses, 0.5, np.array([3.0, -1.0, 0.0]), np.array([3.0, -1.0, 0.0]), 0.0)
+    assert same == pytest.approx(poses)
+    # 0.1 s later the car is 0.4 m further: re-timed to t + 0.1 (x = 2.4 ... 16.4, the last 0.1 s continued along
+    # the last segment) and seen from 0.4 m ahead, the plan reads exactly as it did
+    moved = held_waypoints(poses, 0.5, np.array([3.0, -1.0, 0.0]), np.array([3.4, -1.0, 0.0]), 0.1)
+    assert moved == pytest.approx(poses, abs=1e-9)
+
+
+def test_held_plan_is_re_expressed_in_the_current_frame():
+    from team_code.controllers import held_waypoints
+
+    poses = np.array([[2.0, 0.0, 0.0], [4.0, 0.0, 0.0]])
+    # planned facing +y (north) at (10, 5): its points lie at (10, 7), (10, 9) in the world; now the car faces +x at
+    # the same place, so they are to its left: (0, 2), (0, 4), headings +pi/2
+    out = held_waypoints(poses, 0.5, np.array([10.0, 5.0, math.pi / 2]), np.array([10.0, 5.0, 0.0]), 0.0)
+    assert out == pytest.approx(np.array([[0.0, 2.0, math.pi / 2], [0.0, 4.0, math.pi / 2]]))
+    # a stop plan (all poses at the origin) held for 0.1 s stays a stop at the same world place
+    stop = held_waypoints(np.zeros((8, 3)), 0.5, np.zeros(3), np.array([0.5, 0.0, 0.0]), 0.1)
+    assert stop[:, :2] == pytest.approx(np.tile([-0.5, 0.0], (8, 1)))
+    assert LongitudinalPID.desired_speed(stop[:, :2], 0.5) == 0.0

@@ -92,3 +92,28 @@ def test_opencv_and_pillow_backends_agree_on_smooth_images():
         b = ImagePreprocessor(ImageConfig(backend="opencv", **cfg), num_threads=1).one(f).astype(int)
         assert a.shape == b.shape
         assert np.abs(a - b).mean() < 1.5
+
+
+def test_width_from_the_policy_and_halving_reduction():
+    from types import SimpleNamespace
+
+    from agent.config import PreprocessConfig
+    from team_code.irlvla_b2d_agent import policy_image_width
+
+    tiny = SimpleNamespace(cfg=SimpleNamespace(preprocess=PreprocessConfig(image_width=352, image_height=128)))
+    assert policy_image_width(tiny) == 352  # 1600x900 fitted to width 352 covers 128 rows: 352x198, no resample
+    assert policy_image_width(SimpleNamespace(cfg=SimpleNamespace(preprocess=PreprocessConfig()))) == 704
+    assert policy_image_width(object()) is None  # a planner without a model config
+    pre = ImagePreprocessor(ImageConfig(), num_threads=1, width=352)
+    assert pre.output_size(1600, 900) == (352, 198)
+    assert ImagePreprocessor(ImageConfig(width=512), width=352).output_size(1600, 900) == (512, 288)  # config wins
+    cv2 = pytest.importorskip("cv2")
+    from team_code.images import _area_reduce
+
+    f = np.random.default_rng(0).integers(0, 256, (900, 1600, 4), dtype=np.uint8)
+    for factor in (2, 4, 6):
+        rows, cols = 900 - 900 % factor, 1600 - 1600 % factor
+        direct = cv2.resize(f[:rows, :cols], (cols // factor, rows // factor), interpolation=cv2.INTER_AREA)
+        halved = _area_reduce(cv2, f[:rows, :cols], factor)
+        assert halved.shape == direct.shape
+        assert np.abs(halved.astype(int) - direct.astype(int)).max() <= 1  # one rounding step per halving

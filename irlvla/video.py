@@ -1,12 +1,18 @@
-"""Writing HUD frames: MP4 through a maintained encoder (imageio-ffmpeg, else OpenCV) and PNG screenshots.
+"""THE video writer: RGB frames -> one MP4, through a maintained encoder (imageio-ffmpeg, else OpenCV); PNG stills.
 
-Both encoders are optional (the `viz` extra brings imageio-ffmpeg); they are imported when a video is opened. The MP4
-is written to a temporary name and renamed when closed, so a killed run never leaves a truncated file under the
-final name.
+Every room that records uses this one writer (the closed-loop runner's per-route videos in `sim/closed_loop/record.py`,
+the HUD's `viz/viewer.py`), so codec settings, the even-size rule and the crash safety live in one place. It sits with
+the other ground-floor helpers (`irlvla.atomic`) because `sim` may not import `viz`.
+
+Both encoders are optional (the `viz` extra brings imageio-ffmpeg; OpenCV comes with the `carla` extra) and are
+imported when the first frame arrives. Frames stream to the encoder (nothing is kept in memory) under a temporary
+name next to the target; `close()` renames the finished file, so a killed run never leaves a truncated video under
+the final name, and `abort()` (or leaving a `with` block on an exception) deletes it.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from pathlib import Path
@@ -21,9 +27,7 @@ ENCODERS = ("auto", "imageio-ffmpeg", "opencv")
 
 
 def save_png(path: str | os.PathLike, frame: np.ndarray) -> Path:
-    """Write an (H, W, 3) uint8 RGB frame as PNG, all or nothing."""
-    import io
-
+    """Write an (H, W, 3) uint8 RGB (or (H, W) grey) frame as PNG, all or nothing."""
     from PIL import Image
 
     buf = io.BytesIO()
@@ -32,19 +36,40 @@ def save_png(path: str | os.PathLike, frame: np.ndarray) -> Path:
     return Path(path)
 
 
+def pick_encoder(encoder: str = "auto") -> str:
+    """The encoder `VideoWriter` will use for `encoder` ("auto": imageio-ffmpeg when installed, else OpenCV), or an
+    ImportError naming what to install."""
+    if encoder not in ENCODERS:
+        raise ValueError(f"VideoWriter: encoder must be one of {ENCODERS}, got {encoder!r}")
+    if encoder in ("auto", "imageio-ffmpeg"):
+        try:
+            import imageio_ffmpeg  # noqa: F401
+
+            return "imageio-ffmpeg"
+        except ImportError:
+            if encoder == "imageio-ffmpeg":
+                raise ImportError("MP4 recording needs imageio-ffmpeg: pip install 'irlvla[viz]'") from None
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        raise ImportError(
+            "MP4 recording needs imageio-ffmpeg (pip install 'irlvla[viz]') or OpenCV (opencv-python-headless)"
+        ) from None
+    return "opencv"
+
+
 class VideoWriter:
-    """Frames (H, W, 3) uint8 RGB -> one MP4 (H.264 with imageio-ffmpeg, MPEG-4 part 2 with OpenCV)."""
+    """Frames (H, W, 3) uint8 RGB, all of one even size -> one MP4 (H.264 yuv420p with imageio-ffmpeg, MPEG-4 part 2
+    with OpenCV). The encoder is chosen at construction (`pick_encoder`), so a missing one fails before any work."""
 
     def __init__(self, path: str | os.PathLike, fps: float, encoder: str = "auto") -> None:
-        if encoder not in ENCODERS:
-            raise ValueError(f"VideoWriter: encoder must be one of {ENCODERS}, got {encoder!r}")
         if not (fps > 0):
             raise ValueError(f"VideoWriter: fps must be positive, got {fps}")
         self.path = Path(path)
+        self.encoder = pick_encoder(encoder)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
         self.fps = float(fps)
-        self.encoder = _pick_encoder(encoder)
         self.frames = 0
         self._size: tuple[int, int] | None = None
         self._writer = None
@@ -83,8 +108,8 @@ class VideoWriter:
             self._writer.write(np.ascontiguousarray(frame[..., ::-1]))
         self.frames += 1
 
-    def close(self) -> Path | None:
-        """Finish the file and move it to its final name; None when no frame was written."""
+    def close(self, path: str | os.PathLike | None = None) -> Path | None:
+        """Finish the file and move it to `path` (default: the constructor's); None when no frame was written."""
         w, self._writer = self._writer, None
         if w is None:
             return None
@@ -92,9 +117,11 @@ class VideoWriter:
             w.close()
         else:
             w.release()
-        os.replace(self._tmp, self.path)
-        logger.info("wrote %s (%d frames, %s)", self.path, self.frames, self.encoder)
-        return self.path
+        final = Path(path) if path is not None else self.path
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._tmp, final)
+        logger.info("wrote %s (%d frames, %s)", final, self.frames, self.encoder)
+        return final
 
     def abort(self) -> None:
         """Drop a half-written video (the final name is never touched)."""
@@ -116,19 +143,4 @@ class VideoWriter:
             self.abort()
 
 
-def _pick_encoder(encoder: str) -> str:
-    if encoder in ("auto", "imageio-ffmpeg"):
-        try:
-            import imageio_ffmpeg  # noqa: F401
-
-            return "imageio-ffmpeg"
-        except ImportError:
-            if encoder == "imageio-ffmpeg":
-                raise ImportError("MP4 recording needs imageio-ffmpeg: pip install 'irlvla[viz]'") from None
-    try:
-        import cv2  # noqa: F401
-    except ImportError:
-        raise ImportError(
-            "MP4 recording needs imageio-ffmpeg (pip install 'irlvla[viz]') or OpenCV (opencv-python-headless)"
-        ) from None
-    return "opencv"
+__all__ = ["ENCODERS", "VideoWriter", "pick_encoder", "save_png"]
