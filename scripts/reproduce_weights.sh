@@ -32,12 +32,15 @@ mkdir -p "$OUT"
 # IL_EMA: an EMA of the weights only helps when the run is many times longer than 1 / (1 - decay); over 30 steps a
 # 0.99 EMA keeps 0.99^30 = 74 % of the random initial weights, so the short profiles train without one.
 case "$PROFILE" in
-  cpu2)    TRAIN_SCENES=66; HELD_SCENES=33; IL_STEPS=96; IL_BATCH=8; IL_LR=2e-3; IL_WARMUP=4; IL_EMA=0
-           LABEL_TRAIN=96; LABEL_HELD=40; RWM_STEPS=240; RL_STEPS=10; RLX_STEPS=10; RL_BC=0.5; BENCH=48 ;;
+  cpu2)    TRAIN_SCENES=66; HELD_SCENES=33; IL_STEPS=96; IL_BATCH=8; IL_LR=2e-3; IL_WARMUP=4; IL_EMA=0; PLAN_STEPS=3000
+           LABEL_TRAIN=96; LABEL_HELD=40; RWM_STEPS=240; RL_STEPS=200; RLX_STEPS=200; RL_BC=0.5; RL_LR=1e-4
+           BENCH=48 ;;
   reduced) TRAIN_SCENES=66; HELD_SCENES=33; IL_STEPS=30; IL_BATCH=8; IL_LR=1e-3; IL_WARMUP=10; IL_EMA=0
-           LABEL_TRAIN=40; LABEL_HELD=24; RWM_STEPS=300; RL_STEPS=12; RLX_STEPS=8; RL_BC=0.1; BENCH=24 ;;
+           PLAN_STEPS=1500; LABEL_TRAIN=40; LABEL_HELD=24; RWM_STEPS=300; RL_STEPS=100; RLX_STEPS=50; RL_BC=0.5
+           RL_LR=1e-4; BENCH=24 ;;
   full)    TRAIN_SCENES=66; HELD_SCENES=33; IL_STEPS=400; IL_BATCH=8; IL_LR=1e-3; IL_WARMUP=10; IL_EMA=0.99
-           LABEL_TRAIN=300; LABEL_HELD=120; RWM_STEPS=3000; RL_STEPS=150; RLX_STEPS=150; RL_BC=0.5; BENCH=120 ;;
+           PLAN_STEPS=10000; LABEL_TRAIN=300; LABEL_HELD=120; RWM_STEPS=3000; RL_STEPS=1000; RLX_STEPS=1000
+           RL_BC=0.5; RL_LR=1e-4; BENCH=120 ;;
   *) echo "unknown profile $PROFILE (cpu2 | reduced | full)" >&2; exit 2 ;;
 esac
 
@@ -78,42 +81,49 @@ anchors_il() {
     --batch-size $IL_BATCH --lr $IL_LR --warmup-steps $IL_WARMUP --ema $IL_EMA --checkpoint-every 8 --num-workers 1 \
     --no-progress
 }
+planner() {  # the planner alone on the imitation trunk's cached outputs (milliseconds a step), to convergence
+  stage planner "$OUT/planner/model.safetensors" \
+    "$IRLVLA" train planner --data "$OUT/data/train" --eval-data "$OUT/data/heldout" \
+    --checkpoint "$OUT/il/model.safetensors" --out "$OUT/planner" --steps $PLAN_STEPS --batch-size 32 --lr 2e-3 \
+    --warmup-steps 50 --checkpoint-every 500 --no-progress
+}
 labels_train() {
   stage labels-train "$OUT/labels_train.npz" \
-    "$IRLVLA" train rwm-labels --data "$OUT/data/train" --checkpoint "$OUT/il/model.safetensors" \
+    "$IRLVLA" train rwm-labels --data "$OUT/data/train" --checkpoint "$OUT/planner/model.safetensors" \
     --max-samples $LABEL_TRAIN --perturbed 8 --policy-samples 8 --workers 2 --out "$OUT/labels_train.npz" --no-progress
 }
 labels_heldout() {
   stage labels-heldout "$OUT/labels_heldout.npz" \
-    "$IRLVLA" train rwm-labels --data "$OUT/data/heldout" --checkpoint "$OUT/il/model.safetensors" \
+    "$IRLVLA" train rwm-labels --data "$OUT/data/heldout" --checkpoint "$OUT/planner/model.safetensors" \
     --max-samples $LABEL_HELD --perturbed 8 --policy-samples 8 --workers 2 --out "$OUT/labels_heldout.npz" --no-progress
 }
 rl_rwm() {
   stage rl-rwm "$OUT/rl_rwm/model.safetensors" \
     "$IRLVLA" train rl --data "$OUT/data/train" --checkpoint "$OUT/rwm/model.safetensors" --reward rwm \
-    --out "$OUT/rl_rwm" --steps $RL_STEPS --batch-size 4 --lr 1e-4 --warmup-steps 2 --bc-weight $RL_BC \
-    --checkpoint-every 5 --num-workers 1 --no-progress
+    --out "$OUT/rl_rwm" --steps $RL_STEPS --batch-size 4 --lr $RL_LR --warmup-steps 10 --bc-weight $RL_BC \
+    --checkpoint-every 50 --no-progress
 }
 rl_exact() {
   stage rl-exact "$OUT/rl_exact/model.safetensors" \
     "$IRLVLA" train rl --data "$OUT/data/train" --checkpoint "$OUT/rwm/model.safetensors" --reward exact \
-    --out "$OUT/rl_exact" --steps $RLX_STEPS --batch-size 4 --lr 1e-4 --warmup-steps 2 --bc-weight $RL_BC \
-    --checkpoint-every 5 --num-workers 1 --no-progress
+    --out "$OUT/rl_exact" --steps $RLX_STEPS --batch-size 4 --lr $RL_LR --warmup-steps 10 --bc-weight $RL_BC \
+    --checkpoint-every 50 --no-progress
 }
 
 stage data-train "$OUT/data/train/manifest.json" \
   "$IRLVLA" train data --split train --scenes $TRAIN_SCENES --families $FAMILIES --keep-trivial 0.25 --workers 2 \
   --out "$OUT/data/train" --no-progress
 together data_heldout anchors_il
+planner
 together labels_train labels_heldout
 stage rwm "$OUT/rwm/model.safetensors" \
-  "$IRLVLA" train rwm --data "$OUT/data/train" --labels "$OUT/labels_train.npz" --checkpoint "$OUT/il/model.safetensors" \
+  "$IRLVLA" train rwm --data "$OUT/data/train" --labels "$OUT/labels_train.npz" --checkpoint "$OUT/planner/model.safetensors" \
   --eval-data "$OUT/data/heldout" --eval-labels "$OUT/labels_heldout.npz" --out "$OUT/rwm" \
   --steps $RWM_STEPS --batch-size 16 --lr 2e-3 --warmup-steps 20 --checkpoint-every 100 --num-workers 0 --no-progress
 together rl_rwm rl_exact
 stage bench "$OUT/bench_policy.json" \
   "$PYTHON" "$ROOT/benchmarks/bench_policy.py" --data "$OUT/data/heldout" --max-samples $BENCH \
-  --il "$OUT/il/model.safetensors" --rwm "$OUT/rwm/model.safetensors" --rl-rwm "$OUT/rl_rwm/model.safetensors" \
+  --il "$OUT/planner/model.safetensors" --rwm "$OUT/rwm/model.safetensors" --rl-rwm "$OUT/rl_rwm/model.safetensors" \
   --rl-exact "$OUT/rl_exact/model.safetensors" --rwm-agreement "$OUT/rwm/heldout_agreement.json" \
   --rl-summaries "$OUT/rl_rwm/summary.json" "$OUT/rl_exact/summary.json" --out "$OUT/bench_policy.json"
 printf 'pipeline\t%s\t%s\n' "$(($(date +%s) - $(cat "$OUT/started")))" "$PROFILE" >> "$OUT/pipeline.tsv"

@@ -1,4 +1,4 @@
-"""`irlvla train ...`: data, anchors, il, rwm-labels, rwm, rl, vlm (docs/training.md has the full recipe).
+"""`irlvla train ...`: data, anchors, il, planner, rwm-labels, rwm, rl, vlm (docs/training.md has the full recipe).
 
 Stage configs are the dataclasses of `training.config`, loaded strictly from an optional YAML (`--config`) with the
 command-line flags on top; the resolved config is written beside every output.
@@ -120,6 +120,17 @@ def _cmd_il(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_planner(args: argparse.Namespace) -> int:
+    from training.planner import train_planner
+
+    cfg = train_config(args)
+    summary = train_planner(
+        args.data, args.checkpoint, args.out, cfg, args.eval_data, not args.no_resume, not args.no_progress
+    )
+    print(json.dumps({k: summary[k] for k in ("errors_before", "errors") if k in summary}, indent=2))
+    return 0
+
+
 def _cmd_rwm_labels(args: argparse.Namespace) -> int:
     from training.config import RWMLabelConfig
     from training.rwm import generate_labels
@@ -162,7 +173,9 @@ def _cmd_rl(args: argparse.Namespace) -> int:
     rl = {"reward": args.reward, "groups": args.groups, "bc_weight": args.bc_weight}
     rl.update(denoise_steps=args.denoise_steps, ppo_epochs=args.ppo_epochs)
     rl_cfg = load_config(RLConfig, rl)
-    summary = train_rl(args.data, args.checkpoint, args.out, cfg, rl_cfg, not args.no_resume, not args.no_progress)
+    summary = train_rl(
+        args.data, args.checkpoint, args.out, cfg, rl_cfg, not args.no_resume, not args.no_progress, args.trunk_cache
+    )
     print(json.dumps(summary.get("last", {}), indent=2))
     return 0
 
@@ -223,6 +236,14 @@ def register(subparsers) -> None:
     _train_flags(il, 200, 8, 6e-4)
     il.set_defaults(func=_cmd_il)
 
+    pl = sub.add_parser("planner", help="train the planner alone on the imitation trunk's cached outputs")
+    pl.add_argument("--data", required=True)
+    pl.add_argument("--checkpoint", required=True, help="imitation checkpoint (trunk frozen)")
+    pl.add_argument("--out", required=True)
+    pl.add_argument("--eval-data", help="held-out split whose displacement errors are reported too")
+    _train_flags(pl, 3000, 32, 2e-3)
+    pl.set_defaults(func=_cmd_planner)
+
     rl_ = sub.add_parser("rwm-labels", help="EPDMS labels of candidates by the exact scorer (process pool)")
     rl_.add_argument("--data", required=True)
     rl_.add_argument("--out", required=True, help="labels .npz")
@@ -256,6 +277,12 @@ def register(subparsers) -> None:
     g.add_argument("--denoise-steps", type=int, default=4)
     g.add_argument("--ppo-epochs", type=int, default=1)
     g.add_argument("--bc-weight", type=float, default=0.1)
+    g.add_argument(
+        "--trunk-cache",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="compute the frozen trunk's outputs once instead of every step (default on)",
+    )
     _train_flags(g, 100, 4, 1e-4)
     g.set_defaults(func=_cmd_rl)
 

@@ -191,6 +191,14 @@ def move(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
+def batch_size_of(batch: dict) -> int:
+    """Samples in a batch of raw samples (images) or of cached trunk outputs (expert trajectories)."""
+    for key in ("images", "gt_trajectory", "bev"):
+        if key in batch:
+            return int(batch[key].shape[0])
+    return 0
+
+
 def optimisation_step(
     net: torch.nn.Module,
     params: list[torch.nn.Parameter],
@@ -287,7 +295,7 @@ def train_loop(
         if ema is not None:
             ema.update(model)
         step += 1
-        n_last += int(batch["images"].shape[0]) * dist.world if "images" in batch else 0
+        n_last += batch_size_of(batch) * dist.world
         if dist.is_main and (step % cfg.log_every == 0 or step == cfg.steps):
             now = time.perf_counter()
             sps = n_last / max(now - t_last, 1e-9)

@@ -32,11 +32,12 @@ from agent.model.planner import TruncatedDiffusionPlanner
 from irlvla.atomic import atomic_write_json
 from irlvla.configload import to_plain
 from training.config import RLConfig, TrainConfig
-from training.dataset import ShardDataset, make_loader
+from training.dataset import ShardDataset, StepBatchSampler, make_loader
 from training.features import cached_scene, scene_at
 from training.il import diffusion_inputs
 from training.loop import DistInfo, resolve_device, train_loop
 from training.rwm import eval_except, scene_tokens
+from training.trunk_cache import CachedTrunkDataset, scene_of
 
 logger = logging.getLogger(__name__)
 
@@ -170,9 +171,8 @@ class GRPOStep:
         if reuse:
             batch, scene, ro, adv, metrics = (self.cache[k] for k in ("batch", "scene", "rollout", "adv", "metrics"))
         else:
-            with torch.no_grad():
-                scene = model.perceive(batch)
-            b = batch["images"].shape[0]
+            scene = scene_of(model, batch)
+            b = batch["gt_trajectory"].shape[0]
             ro = rollout(planner, scene, initial_states(planner, b, cfg.groups, cfg.start_timestep, gen), ts, cfg, gen)
             t0 = time.perf_counter()
             with torch.no_grad():
@@ -193,9 +193,10 @@ class GRPOStep:
         total = rl
         out = dict(metrics, rl_loss=float(rl.detach()))
         if cfg.bc_weight > 0:
-            d = diffusion_inputs(model, batch["images"].shape[0], gen, batch["images"].device)
+            gt = batch["gt_trajectory"]
+            d = diffusion_inputs(model, gt.shape[0], gen, gt.device)
             plan = planner.forward_train(scene, d["noise"], d["timesteps"])
-            bc, _ = imitation_loss(plan["layers"], planner.anchors, batch["gt_trajectory"], model.cfg.planner)
+            bc, _ = imitation_loss(plan["layers"], planner.anchors, gt, model.cfg.planner)
             total = total + cfg.bc_weight * bc
             out["bc_loss"] = float(bc.detach())
         return total, out
@@ -209,7 +210,10 @@ def train_rl(
     rl_cfg: RLConfig,
     resume: bool = True,
     progress: bool = True,
+    cache_trunk: bool = True,
 ) -> dict:
+    """GRPO of the planner; with `cache_trunk` the frozen trunk's outputs are computed once (`training.trunk_cache`)
+    so a step costs the planner, the RWM and the reward only; without it every step runs the trunk on raw samples."""
     from training.rwm import freeze_except
 
     out = Path(out)
@@ -218,9 +222,13 @@ def train_rl(
     model = load_checkpoint(checkpoint).to(device)
     params = freeze_except(model, "planner")
     step_fn = GRPOStep(rl_cfg, ExactReward(ds) if rl_cfg.reward == "exact" else None)
+    cached = CachedTrunkDataset(ds, model) if cache_trunk else None
 
     def loader(start: int, d: DistInfo):
-        return make_loader(ds, cfg.batch_size, cfg.steps, cfg.seed, start, cfg.num_workers, d.rank, d.world)
+        if cached is None:
+            return make_loader(ds, cfg.batch_size, cfg.steps, cfg.seed, start, cfg.num_workers, d.rank, d.world)
+        sampler = StepBatchSampler(cached, cfg.batch_size, cfg.steps, cfg.seed, start, d.rank, d.world)
+        return torch.utils.data.DataLoader(cached, batch_sampler=sampler, num_workers=0)
 
     final, summary = train_loop(model, params, loader, step_fn, cfg, out, resume, progress, None, device)
     for p in final.parameters():
@@ -228,7 +236,7 @@ def train_rl(
     meta = {"stage": "rl", "reward": rl_cfg.reward, "init": checkpoint}
     path = save_checkpoint(final.cpu(), out / "model.safetensors", meta)
     secs = step_fn.reward_seconds
-    summary.update(checkpoint=str(path), config=to_plain(cfg), rl=to_plain(rl_cfg))
+    summary.update(checkpoint=str(path), config=to_plain(cfg), rl=to_plain(rl_cfg), cache_trunk=cache_trunk)
     summary["reward_seconds_per_step"] = round(float(np.mean(secs)), 4) if secs else None
     atomic_write_json(out / "summary.json", summary)
     return summary

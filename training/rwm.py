@@ -36,6 +36,7 @@ from training.config import RWMLabelConfig, RWMTrainConfig, TrainConfig
 from training.dataset import Collate, ShardDataset, StepBatchSampler, _progress
 from training.features import cached_scene, scene_at
 from training.loop import DistInfo, resolve_device, train_loop
+from training.trunk_cache import trunk_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -245,24 +246,11 @@ def eval_except(model: torch.nn.Module, trainable: str) -> None:
         child.train(name == trainable)
 
 
-@torch.no_grad()
 def perception_cache(model: IRLVLA, ds: LabelledDataset, batch_size: int = 8) -> dict[str, torch.Tensor]:
-    """The frozen trunk's outputs the RWM reads (BEV, scene tokens) for every labelled sample, in eval mode, once.
-
-    The trunk is frozen during reward training, so its outputs are a pure function of the sample: computing them
-    once instead of at every step makes a step cost the RWM head only (on 2 CPU cores ~100x cheaper)."""
-    was = model.training
-    model.eval()
-    collate = Collate(ds.model_cfg)
-    dev = next(model.parameters()).device
-    bev, tokens = [], []
-    for j in range(0, len(ds), batch_size):
-        batch = collate([ds.base[int(ds.keep[i])] for i in range(j, min(j + batch_size, len(ds)))])
-        out = model.perceive({k: v.to(dev) for k, v in batch.items()})
-        bev.append(out["bev"].cpu())
-        tokens.append(scene_tokens(out).cpu())
-    model.train(was)
-    return {"bev": torch.cat(bev), "scene": torch.cat(tokens)}
+    """The frozen trunk's outputs the RWM reads (BEV, scene tokens) for every labelled sample, in eval mode, once
+    (`training.trunk_cache`: the trunk is frozen during reward training, so a step costs the RWM head only)."""
+    out = trunk_outputs(model, ds.base, [int(i) for i in ds.keep], batch_size)
+    return {"bev": out["bev"], "scene": scene_tokens(out)}
 
 
 class CachedRWMDataset(torch.utils.data.Dataset):
