@@ -4,7 +4,8 @@ on held-out routes for CV, the expert, imitation only, imitation + RWM reranking
 
     python benchmarks/bench_policy.py --data runs/reproduce/data/heldout --il IL.safetensors --rwm RWM.safetensors \
         --rl-rwm RL.safetensors --rl-exact RLX.safetensors [--rwm-agreement J] [--rl-summaries S1 S2] [--out F] \
-        [--closed-loop-routes N|all --closed-loop-out DIR [--closed-loop-seed S] [--agent-config YAML]]
+        [--closed-loop-routes N|all --closed-loop-out DIR [--closed-loop-seed S] [--closed-loop-workers W]
+         [--agent-config YAML]]
 
 Closed loop (`--closed-loop-routes`; off by default, it takes minutes per route on a CPU): every learned policy is
 driven by the same leaderboard agent (`team_code/irlvla_b2d_agent.py`) with a config derived from `--agent-config`
@@ -92,7 +93,10 @@ def closed_loop(args, policies: dict[str, tuple[str, bool]]) -> dict:
         cfg = agent_config_for(Path(args.agent_config), ckpt, rerank, out / "configs" / f"{_folder_name(name)}.yaml")
         runs.append(AgentRun(_folder_name(name), str(AGENT_FILE), str(cfg)))
     criteria = CriteriaConfig() if not args.closed_loop_tick_cap else CriteriaConfig(tick_cap=args.closed_loop_tick_cap)
-    results = compare_agents(runs, subset.specs, out, RunnerConfig(criteria=criteria), route_file=route_file)
+    results = compare_agents(
+        runs, subset.specs, out, RunnerConfig(criteria=criteria), route_file=route_file,
+        workers=args.closed_loop_workers,
+    )  # fmt: skip
     by_name = {run.name: name for run, name in zip(runs, ["constant_velocity", "expert", *policies])}
     per_policy = {by_name[k]: v for k, v in results.items()}
     base = per_policy.get("imitation", {}).get("driving_score")
@@ -131,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     cl.add_argument("--closed-loop-routes", help="N routes of the suite drawn with --closed-loop-seed, or 'all'")
     cl.add_argument("--closed-loop-suite", default="heldout", help="heldout (default), dev, or a route XML")
     cl.add_argument("--closed-loop-seed", type=int, default=0)
+    cl.add_argument(
+        "--closed-loop-workers", type=int, default=1, help="policies driven at the same time, one process each"
+    )
     cl.add_argument("--closed-loop-out", help="run folders, one per policy (rerun to resume)")
     cl.add_argument("--agent-config", default=str(DEFAULT_AGENT_CONFIG), help="base config of the learned policies")
     cl.add_argument("--closed-loop-tick-cap", type=int, default=0, help="end each route after N ticks (smoke runs)")

@@ -171,7 +171,7 @@ def _cmd_rl(args: argparse.Namespace) -> int:
 
     cfg = train_config(args)
     rl = {"reward": args.reward, "groups": args.groups, "bc_weight": args.bc_weight}
-    rl.update(denoise_steps=args.denoise_steps, ppo_epochs=args.ppo_epochs)
+    rl.update(denoise_steps=args.denoise_steps, ppo_epochs=args.ppo_epochs, start_timestep=args.start_timestep)
     rl_cfg = load_config(RLConfig, rl)
     summary = train_rl(
         args.data, args.checkpoint, args.out, cfg, rl_cfg, not args.no_resume, not args.no_progress, args.trunk_cache
@@ -275,6 +275,7 @@ def register(subparsers) -> None:
     g.add_argument("--reward", default="rwm", choices=("rwm", "exact"))
     g.add_argument("--groups", type=int, default=2)
     g.add_argument("--denoise-steps", type=int, default=4)
+    g.add_argument("--start-timestep", type=int, default=20, help="timestep the stochastic chains start from")
     g.add_argument("--ppo-epochs", type=int, default=1)
     g.add_argument("--bc-weight", type=float, default=0.1)
     g.add_argument(

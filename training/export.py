@@ -4,7 +4,8 @@ The manifest entry holds the sha256 and size, the resolved model config, the dat
 the exact commands with their wall times (`commands.tsv` written by scripts/reproduce_weights.sh), the pipeline's
 elapsed wall time (`pipeline.tsv`; stages that ran at the same time overlap, so it is less than the sum) and the load
 average sampled while it ran (`load.tsv`; the machine is shared), the machine, the benchmark and RWM figures when
-the run has them, and what full-size training needs.
+the run has them (open loop, the planner's displacement errors, and the closed loop when `OUT/bench_closed_loop.json`
+holds it), and what full-size training needs.
 """
 
 from __future__ import annotations
@@ -73,6 +74,20 @@ def _json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _planner_errors(run: Path) -> dict | None:
+    """Displacement errors (m) of the planner before and after its stage (`irlvla train planner`'s summary)."""
+    summary = _json(run / "planner" / "summary.json")
+    if not summary:
+        return None
+    return {"before": summary.get("errors_before"), "after": summary.get("errors")}
+
+
+def _closed_loop(run: Path) -> dict | None:
+    """The closed-loop half of the benchmark, when it was run into `OUT/bench_closed_loop.json`."""
+    bench = _json(run / "bench_closed_loop.json")
+    return bench.get("closed_loop") if bench else None
+
+
 def export_weights(run: str | Path, checkpoint: str | Path, out: str | Path, profile: str, note: str = "") -> dict:
     run, out = Path(run), Path(out)
     model = load_checkpoint(checkpoint)
@@ -103,6 +118,8 @@ def export_weights(run: str | Path, checkpoint: str | Path, out: str | Path, pro
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         },
         "benchmark_open_loop": bench["open_loop"] if bench else None,
+        "benchmark_closed_loop": _closed_loop(run),
+        "planner_displacement_errors": _planner_errors(run),
         "rwm_heldout_agreement": _json(run / "rwm" / "heldout_agreement.json"),
         "full_size": FULL_SIZE_NOTE,
         "note": note,

@@ -111,6 +111,27 @@ def summarise(records: list[dict], run_dir: Path, routes=None) -> dict:
     }
 
 
+def _drive(
+    a: AgentRun,
+    specs: list[RouteSpec],
+    out: Path,
+    config: RunnerConfig | None,
+    route_file: Path | None,
+    routes,
+    progress: bool,
+) -> dict:
+    """One agent over the routes into `out/<name>` and its summary (a process-pool job: top-level, picklable)."""
+    t0 = time.perf_counter()
+    logger.info("closed loop: %s (%s) on %d route(s)", a.name, a.agent, len(specs))
+    run = run_suite(specs, a.agent, out / a.name, config, a.agent_config, route_file=route_file, progress=progress)
+    return {
+        "agent": a.agent,
+        "agent_config": a.agent_config,
+        **summarise(run.records, out / a.name, routes),
+        "wall_s": round(time.perf_counter() - t0, 1),
+    }
+
+
 def compare_agents(
     agents: list[AgentRun],
     specs: list[RouteSpec],
@@ -118,32 +139,34 @@ def compare_agents(
     config: RunnerConfig | None = None,
     route_file: Path | None = None,
     progress: bool = False,
+    workers: int = 1,
 ) -> dict[str, dict]:
-    """Drive each agent over `specs` into `out_dir/<name>` (resuming earlier work there) and summarise each run."""
+    """Drive each agent over `specs` into `out_dir/<name>` (resuming earlier work there) and summarise each run.
+
+    `workers` > 1 drives that many agents at the same time, one process each (the agents' run folders are separate, so
+    they never share a file); the result is the same as driving them one after another, in `agents` order."""
     names = [a.name for a in agents]
     if len(set(names)) != len(names):
         raise ValueError(f"compare_agents: agent names must be unique, got {names}")
     if not specs:
         raise ValueError("compare_agents: no routes to drive")
+    if workers < 1:
+        raise ValueError(f"compare_agents: workers must be at least 1, got {workers}")
     routes = None
     if route_file is not None:
         from bench2drive_eval.routes import parse_routes
 
         routes = parse_routes(route_file)
     out = Path(out_dir)
-    results: dict[str, dict] = {}
-    for a in agents:
-        t0 = time.perf_counter()
-        logger.info("closed loop: %s (%s) on %d route(s)", a.name, a.agent, len(specs))
-        run = run_suite(specs, a.agent, out / a.name, config, a.agent_config, route_file=route_file,
-                        progress=progress)  # fmt: skip
-        results[a.name] = {
-            "agent": a.agent,
-            "agent_config": a.agent_config,
-            **summarise(run.records, out / a.name, routes),
-            "wall_s": round(time.perf_counter() - t0, 1),
-        }
-    return results
+    jobs = [(a, specs, out, config, route_file, routes, progress and workers == 1) for a in agents]
+    if workers == 1 or len(agents) == 1:
+        return {a.name: _drive(*job) for a, job in zip(agents, jobs)}
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(min(workers, len(agents)), mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(_drive, *job) for job in jobs]
+        return {a.name: f.result() for a, f in zip(agents, futures)}
 
 
 __all__ = ["AgentRun", "RouteSubset", "compare_agents", "infraction_counts", "route_subset", "summarise"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from training.config import DataConfig, TrainConfig
 from training.dataset import build_dataset
@@ -38,3 +39,14 @@ def tiny_il(tiny_data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("il")
     train_il(tiny_data, out, TINY_TRAIN, progress=False)
     return out / "model.safetensors"
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Both halves of a resume comparison must reduce in the same order: earlier tests in this process may have set
+    torch's thread count (the CARLA agent's runtime does), and Adam amplifies the last-bit differences of another
+    thread count into visibly different losses within a few steps. One thread here and in the subprocess."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    torch.set_num_threads(before)

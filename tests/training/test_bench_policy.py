@@ -42,7 +42,7 @@ def test_open_and_closed_loop_json(tiny_data, tiny_il, tmp_path):
     cl = tmp_path / "cl"
     argv = ["--data", str(tiny_data), "--max-samples", "1", "--il", str(tiny_il), "--rwm", str(tiny_il),
             "--closed-loop-routes", "1", "--closed-loop-suite", "dev", "--closed-loop-out", str(cl),
-            "--closed-loop-tick-cap", "6", "--out", str(out)]  # fmt: skip
+            "--closed-loop-tick-cap", "6", "--closed-loop-workers", "2", "--out", str(out)]  # fmt: skip
     assert _bench().main(argv) == 0
     doc = json.loads(out.read_text())
     assert set(doc["open_loop"]) == {"constant_velocity", "expert", "imitation", "imitation+rwm"}

@@ -68,17 +68,6 @@ def _wait(pred, timeout: float, proc: subprocess.Popen) -> None:
     raise AssertionError("timed out waiting for the training process")
 
 
-@pytest.fixture
-def one_torch_thread():
-    """Both halves of a resume comparison must reduce in the same order: earlier tests in this process may have set
-    torch's thread count (the CARLA agent's runtime does), and Adam amplifies the last-bit differences of another
-    thread count into visibly different losses within a few steps. One thread here and in the subprocess."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    torch.set_num_threads(before)
-
-
 def test_resume_after_kill_continues_to_the_same_loss(tiny_data, tmp_path, one_torch_thread):
     """The CLI run is SIGKILLed after its step-2 checkpoint; resumed (in process, the same config as the flags) it
     ends at the loss of an uninterrupted run."""
