@@ -33,14 +33,14 @@ mkdir -p "$OUT"
 # 0.99 EMA keeps 0.99^30 = 74 % of the random initial weights, so the short profiles train without one.
 case "$PROFILE" in
   cpu2)    TRAIN_SCENES=66; HELD_SCENES=33; IL_STEPS=96; IL_BATCH=8; IL_LR=2e-3; IL_WARMUP=4; IL_EMA=0; PLAN_STEPS=3000
-           LABEL_TRAIN=96; LABEL_HELD=40; RWM_STEPS=240; RL_STEPS=200; RLX_STEPS=200; RL_BC=0.5; RL_LR=1e-4
-           BENCH=48 ;;
+           LABEL_TRAIN=0; LABEL_HELD=40; RWM_STEPS=2000; RL_STEPS=200; RLX_STEPS=200; RL_BC=0.5; RL_LR=1e-4
+           BENCH=0; CL_ROUTES=8 ;;
   reduced) TRAIN_SCENES=66; HELD_SCENES=33; IL_STEPS=30; IL_BATCH=8; IL_LR=1e-3; IL_WARMUP=10; IL_EMA=0
            PLAN_STEPS=1500; LABEL_TRAIN=40; LABEL_HELD=24; RWM_STEPS=300; RL_STEPS=100; RLX_STEPS=50; RL_BC=0.5
-           RL_LR=1e-4; BENCH=24 ;;
+           RL_LR=1e-4; BENCH=24; CL_ROUTES=0 ;;
   full)    TRAIN_SCENES=66; HELD_SCENES=33; IL_STEPS=400; IL_BATCH=8; IL_LR=1e-3; IL_WARMUP=10; IL_EMA=0.99
-           PLAN_STEPS=10000; LABEL_TRAIN=300; LABEL_HELD=120; RWM_STEPS=3000; RL_STEPS=1000; RLX_STEPS=1000
-           RL_BC=0.5; RL_LR=1e-4; BENCH=120 ;;
+           PLAN_STEPS=10000; LABEL_TRAIN=0; LABEL_HELD=120; RWM_STEPS=5000; RL_STEPS=1000; RLX_STEPS=1000
+           RL_BC=0.5; RL_LR=1e-4; BENCH=0; CL_ROUTES=all ;;
   *) echo "unknown profile $PROFILE (cpu2 | reduced | full)" >&2; exit 2 ;;
 esac
 
@@ -126,6 +126,13 @@ stage bench "$OUT/bench_policy.json" \
   --il "$OUT/planner/model.safetensors" --rwm "$OUT/rwm/model.safetensors" --rl-rwm "$OUT/rl_rwm/model.safetensors" \
   --rl-exact "$OUT/rl_exact/model.safetensors" --rwm-agreement "$OUT/rwm/heldout_agreement.json" \
   --rl-summaries "$OUT/rl_rwm/summary.json" "$OUT/rl_exact/summary.json" --out "$OUT/bench_policy.json"
+if [[ $CL_ROUTES != 0 ]]; then  # closed loop: the same policies drive held-out routes (two at a time)
+  stage bench-closed-loop "$OUT/bench_closed_loop.json" \
+    "$PYTHON" "$ROOT/benchmarks/bench_policy.py" --no-open-loop \
+    --il "$OUT/planner/model.safetensors" --rwm "$OUT/rwm/model.safetensors" --rl-rwm "$OUT/rl_rwm/model.safetensors" \
+    --rl-exact "$OUT/rl_exact/model.safetensors" --closed-loop-routes $CL_ROUTES --closed-loop-seed 0 \
+    --closed-loop-workers 2 --closed-loop-out "$OUT/closed_loop" --out "$OUT/bench_closed_loop.json"
+fi
 printf 'pipeline\t%s\t%s\n' "$(($(date +%s) - $(cat "$OUT/started")))" "$PROFILE" >> "$OUT/pipeline.tsv"
 "$IRLVLA" train export --run "$OUT" --checkpoint "$OUT/rl_rwm/model.safetensors" --profile "$PROFILE" \
   --out "$ROOT/weights/irlvla_b2d.safetensors"
