@@ -32,13 +32,13 @@ mkdir -p "$OUT"
 # IL_EMA: an EMA of the weights only helps when the run is many times longer than 1 / (1 - decay); over 30 steps a
 # 0.99 EMA keeps 0.99^30 = 74 % of the random initial weights, so the short profiles train without one.
 case "$PROFILE" in
-  cpu2)    TRAIN_SCENES=66; HELD_SCENES=33; IL_STEPS=96; IL_BATCH=8; IL_LR=2e-3; IL_WARMUP=4; IL_EMA=0; PLAN_STEPS=3000
+  cpu2)    TRAIN_SCENES=66; HELD_SCENES=33; IL_STEPS=400; IL_BATCH=8; IL_LR=2e-3; IL_WARMUP=4; IL_EMA=0; PLAN_STEPS=3000
            LABEL_TRAIN=0; LABEL_HELD=40; RWM_STEPS=2000; RL_STEPS=200; RLX_STEPS=200; RL_BC=0.5; RL_LR=1e-4
            BENCH=0; CL_ROUTES=8 ;;
   reduced) TRAIN_SCENES=66; HELD_SCENES=33; IL_STEPS=30; IL_BATCH=8; IL_LR=1e-3; IL_WARMUP=10; IL_EMA=0
            PLAN_STEPS=1500; LABEL_TRAIN=40; LABEL_HELD=24; RWM_STEPS=300; RL_STEPS=100; RLX_STEPS=50; RL_BC=0.5
            RL_LR=1e-4; BENCH=24; CL_ROUTES=0 ;;
-  full)    TRAIN_SCENES=66; HELD_SCENES=33; IL_STEPS=400; IL_BATCH=8; IL_LR=1e-3; IL_WARMUP=10; IL_EMA=0.99
+  full)    TRAIN_SCENES=66; HELD_SCENES=33; IL_STEPS=2000; IL_BATCH=8; IL_LR=1e-3; IL_WARMUP=10; IL_EMA=0.99
            PLAN_STEPS=10000; LABEL_TRAIN=0; LABEL_HELD=120; RWM_STEPS=5000; RL_STEPS=1000; RLX_STEPS=1000
            RL_BC=0.5; RL_LR=1e-4; BENCH=0; CL_ROUTES=all ;;
   *) echo "unknown profile $PROFILE (cpu2 | reduced | full)" >&2; exit 2 ;;
