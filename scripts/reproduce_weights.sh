@@ -1,26 +1,25 @@
 #!/usr/bin/env bash
-# Reproduce weights/irlvla_b2d.safetensors end to end on the embedded world: data -> anchors -> imitation ->
-# RWM labels -> RWM -> RL (RWM reward; and the exact-scorer variant for the benchmark) -> benchmark -> export.
+# Reproduce weights/irlvla_b2d.safetensors end to end on the embedded world: data -> anchors -> imitation -> planner
+# (on the frozen trunk) -> RWM labels -> RWM -> RL (RWM reward; and the exact-scorer variant for the benchmark) ->
+# open-loop benchmark -> closed-loop benchmark -> export.
 #
 #   scripts/reproduce_weights.sh [OUT] [PROFILE]
 #
-# PROFILE (wall times measured on the 2-core shared VM this repository is developed on; weights/manifest.json holds
-# the run's own figures, per stage, with the machine's load average while it ran):
-#   cpu2     (default) what the shipped checkpoint was trained with: 96 imitation steps at batch 8, 96 + 40
-#            labelled samples, 240 cached reward-model steps (batch 16), 10 + 10 RL steps, open-loop benchmark on 48
-#            held-out samples.
-#            Measured: 74.6 min at load average 4-19 (mean 12.9) from other users' jobs; not measured on idle cores.
-#   reduced  the first shipped checkpoint's settings (30 imitation steps; its stages summed to 66 min at load 12-17,
-#            plus 17 min of imitation the log missed), here without its 0.99 EMA, with 300 cached reward-model steps.
-#   full     longer training (400 imitation steps, ...): NEVER RUN on this machine; at the measured 35-50 s per
-#            imitation step under load it would take many hours here. Meant for an idle or bigger CPU machine.
+# PROFILE (weights/manifest.json holds the shipped run's own figures, per stage, with the machine's load average):
+#   cpu2     (default) what the shipped checkpoint was trained with: 400 imitation steps at batch 8, 3000 planner
+#            steps at batch 32, all 439 training samples labelled (+ 40 held-out), 2000 reward-model steps, 200 + 200
+#            RL steps, the open-loop benchmark on all held-out samples, the closed loop on 8 held-out routes.
+#            Measured on the 2-core VM with idle cores: see weights/README.md (the closed loop is most of it).
+#   reduced  a quick check (30 imitation steps, 40 labelled samples, no closed loop).
+#   full     longer training (2000 imitation steps, 10000 planner steps, ...; the closed loop on all 48 held-out
+#            routes): NEVER RUN on this machine. Meant for a bigger or GPU machine.
 #
 # Stages with no dependency between them run at the same time (held-out data alongside anchors + imitation; the two
-# label sets; the two RL variants). Every stage is skipped when its output exists, so a killed run continues where it
-# stopped (training stages also resume inside from their last checkpoint). Each command and its wall time are logged
-# to OUT/commands.tsv, the whole run's elapsed time and the load average (sampled every 30 s) to OUT/pipeline.tsv and
-# OUT/load.tsv; the export step copies them into weights/manifest.json. IRLVLA (the CLI) and PYTHON can be overridden
-# from the environment.
+# label sets; the two RL variants; two policies at a time in the closed loop). Every stage is skipped when its output
+# exists, so a killed run continues where it stopped (training stages also resume inside from their last
+# checkpoint). Each command and its wall time are logged to OUT/commands.tsv, the whole run's elapsed time and the
+# load average (sampled every 30 s) to OUT/pipeline.tsv and OUT/load.tsv; the export step copies them into
+# weights/manifest.json. IRLVLA (the CLI) and PYTHON can be overridden from the environment.
 set -euo pipefail
 OUT=${1:-runs/reproduce}
 PROFILE=${2:-cpu2}
@@ -97,15 +96,19 @@ labels_heldout() {
     "$IRLVLA" train rwm-labels --data "$OUT/data/heldout" --checkpoint "$OUT/planner/model.safetensors" \
     --max-samples $LABEL_HELD --perturbed 8 --policy-samples 8 --workers 2 --out "$OUT/labels_heldout.npz" --no-progress
 }
+# The two RL runs share the two cores: one torch thread each (two threads each spin against each other; measured,
+# the trunk cache alone took over 9 CPU-minutes per process that way instead of about 30 s).
 rl_rwm() {
   stage rl-rwm "$OUT/rl_rwm/model.safetensors" \
-    "$IRLVLA" train rl --data "$OUT/data/train" --checkpoint "$OUT/rwm/model.safetensors" --reward rwm \
+    env OMP_NUM_THREADS=1 "$IRLVLA" train rl --data "$OUT/data/train" --checkpoint "$OUT/rwm/model.safetensors" \
+    --reward rwm \
     --out "$OUT/rl_rwm" --steps $RL_STEPS --batch-size 4 --lr $RL_LR --warmup-steps 10 --bc-weight $RL_BC \
     --checkpoint-every 50 --no-progress
 }
 rl_exact() {
   stage rl-exact "$OUT/rl_exact/model.safetensors" \
-    "$IRLVLA" train rl --data "$OUT/data/train" --checkpoint "$OUT/rwm/model.safetensors" --reward exact \
+    env OMP_NUM_THREADS=1 "$IRLVLA" train rl --data "$OUT/data/train" --checkpoint "$OUT/rwm/model.safetensors" \
+    --reward exact \
     --out "$OUT/rl_exact" --steps $RLX_STEPS --batch-size 4 --lr $RL_LR --warmup-steps 10 --bc-weight $RL_BC \
     --checkpoint-every 50 --no-progress
 }
