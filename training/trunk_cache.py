@@ -20,19 +20,24 @@ TRUNK_KEYS = ("bev", "agent_tokens", "map_tokens", "ego_tokens", "ego_status_tok
 
 
 @torch.no_grad()
-def trunk_outputs(model: IRLVLA, ds: ShardDataset, indices: list[int], batch_size: int = 16) -> dict[str, torch.Tensor]:
-    """TRUNK_KEYS for the samples `indices` of `ds` (CPU tensors, first axis = position in `indices`), eval mode."""
+def trunk_outputs(
+    model: IRLVLA, ds: ShardDataset, indices: list[int], batch_size: int = 16, keep: tuple[str, ...] = ()
+) -> dict[str, torch.Tensor]:
+    """TRUNK_KEYS for the samples `indices` of `ds` (CPU tensors, first axis = position in `indices`), eval mode,
+    plus the collated batch entries named in `keep` (targets read in the same pass, so each shard is read once)."""
     was = model.training
     model.eval()
     collate = Collate(ds.model_cfg)
     dev = next(model.parameters()).device
-    parts: dict[str, list[torch.Tensor]] = {k: [] for k in TRUNK_KEYS}
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in (*TRUNK_KEYS, *keep)}
     try:
         for j in range(0, len(indices), batch_size):
             batch = collate([ds[int(i)] for i in indices[j : j + batch_size]])
             out = model.perceive({k: v.to(dev) for k, v in batch.items()})
             for k in TRUNK_KEYS:
                 parts[k].append(out[k].float().cpu())
+            for k in keep:
+                parts[k].append(batch[k])
     finally:
         model.train(was)
     return {k: torch.cat(v) for k, v in parts.items()}
@@ -43,11 +48,11 @@ class CachedTrunkDataset(torch.utils.data.Dataset):
 
     def __init__(self, ds: ShardDataset, model: IRLVLA, indices: list[int] | None = None) -> None:
         self.indices = list(range(len(ds))) if indices is None else [int(i) for i in indices]
-        self.cache = trunk_outputs(model, ds, self.indices)
-        items = [ds[i] for i in self.indices]
-        self.gt = torch.stack([torch.from_numpy(it["gt_trajectory"]).float() for it in items])
+        out = trunk_outputs(model, ds, self.indices, keep=("gt_trajectory", "ego"))
+        self.gt = out.pop("gt_trajectory").float()
         #: current speed (the ego vector's vx), for the constant-velocity reference of `training.planner`
-        self.speed = torch.tensor([float(it["ego"][0]) for it in items], dtype=torch.float32)
+        self.speed = out.pop("ego")[:, 0].float()
+        self.cache = out
 
     def __len__(self) -> int:
         return len(self.indices)
